@@ -1,0 +1,42 @@
+{# SQL that differs between engines lives here, behind adapter.dispatch, so the models run on
+   another dbt adapter by adding that adapter's implementation of these few macros. #}
+
+{# One row per hour a charge touches: [start, end) truncated to hours, at least one. #}
+{% macro hours_of(start_column, end_column) -%}
+    {{ return(adapter.dispatch('hours_of', 'gpuledger')(start_column, end_column)) }}
+{%- endmacro %}
+
+{% macro default__hours_of(start_column, end_column) -%}
+    unnest(range(
+        date_trunc('hour', {{ start_column }}),
+        greatest({{ end_column }}, date_trunc('hour', {{ start_column }}) + interval 1 hour),
+        interval 1 hour
+    ))
+{%- endmacro %}
+
+{# The value of key `key_expression` in a JSON object of tags, or null. #}
+{% macro json_value(json_column, key_expression) -%}
+    {{ return(adapter.dispatch('json_value', 'gpuledger')(json_column, key_expression)) }}
+{%- endmacro %}
+
+{% macro default__json_value(json_column, key_expression) -%}
+    json_extract_string({{ json_column }}, '$."' || {{ key_expression }} || '"')
+{%- endmacro %}
+
+{# A MAP column (as in CUR Parquet) as a JSON object string, FOCUS's shape for Tags. #}
+{% macro map_to_json(map_column) -%}
+    {{ return(adapter.dispatch('map_to_json', 'gpuledger')(map_column)) }}
+{%- endmacro %}
+
+{% macro default__map_to_json(map_column) -%}
+    case when cardinality({{ map_column }}) > 0 then cast(to_json({{ map_column }}) as varchar) end
+{%- endmacro %}
+
+{# A range of integers 0 .. n-1 as rows (a GPU instance's GPU indexes). #}
+{% macro indexes_below(count_column) -%}
+    {{ return(adapter.dispatch('indexes_below', 'gpuledger')(count_column)) }}
+{%- endmacro %}
+
+{% macro default__indexes_below(count_column) -%}
+    unnest(range({{ count_column }}))
+{%- endmacro %}

@@ -1,0 +1,69 @@
+{# Rule 6: non-GPU charges (storage, network, fees, support, tax, credits) hour by hour. A
+   charge whose resource carries the team tag is that team's direct cost. The rest is the shared
+   pool: each hour's piece is spread over the teams (and their models and workloads) in
+   proportion to their GPU cost that day, or left unallocated when the policy says so or the day
+   has no team GPU cost. #}
+with non_gpu as (
+    select * from {{ ref('int_charge_hours') }}
+    where not is_gpu_compute
+),
+
+settings as (
+    select * from {{ ref('stg_config__settings') }}
+),
+
+gpu_cost_by_day as (
+    select
+        cast(hour_start as date) as day,
+        team,
+        model,
+        workload,
+        sum(effective_cost) as gpu_cost
+    from {{ ref('int_gpu_ledger') }}
+    where team <> '{{ var("unallocated_team") }}'
+    group by cast(hour_start as date), team, model, workload
+    having sum(effective_cost) > 0
+),
+
+day_weights as (
+    select
+        gpu_cost_by_day.*,
+        cast(gpu_cost as double) / cast(sum(gpu_cost) over (partition by day) as double) as weight
+    from gpu_cost_by_day
+    cross join settings
+    where settings.shared_cost_policy = 'proportional'
+),
+
+direct as (
+    select
+        hour_start, billing_period, provider_name, billing_account_id, billing_currency, resource_id,
+        team_tag as team,
+        cast(null as varchar) as model,
+        cast(null as varchar) as workload,
+        'direct' as category,
+        effective_cost,
+        billed_cost,
+        list_cost
+    from non_gpu
+    where team_tag is not null
+),
+
+shared_spread as (
+    select
+        non_gpu.hour_start, non_gpu.billing_period, non_gpu.provider_name, non_gpu.billing_account_id,
+        non_gpu.billing_currency, non_gpu.resource_id,
+        coalesce(day_weights.team, '{{ var("unallocated_team") }}') as team,
+        day_weights.model,
+        day_weights.workload,
+        'shared' as category,
+        {{ allocate('non_gpu.effective_cost', 'coalesce(day_weights.weight, 1.0)') }} as effective_cost,
+        {{ allocate('non_gpu.billed_cost', 'coalesce(day_weights.weight, 1.0)') }} as billed_cost,
+        {{ allocate('non_gpu.list_cost', 'coalesce(day_weights.weight, 1.0)') }} as list_cost
+    from non_gpu
+    left join day_weights on cast(non_gpu.hour_start as date) = day_weights.day
+    where non_gpu.team_tag is null
+)
+
+select * from direct
+union all
+select * from shared_spread

@@ -1,0 +1,89 @@
+{# CUR 2.0 line items in FOCUS 1.2 shape (snake_case FOCUS names, x_ for AWS extras).
+   EffectiveCost follows AWS's amortisation rules; see the column docs for the mapping. #}
+{% set effective_cost %}
+    case line_item_line_item_type
+        when 'SavingsPlanCoveredUsage' then savings_plan_savings_plan_effective_cost
+        when 'SavingsPlanRecurringFee' then savings_plan_total_commitment_to_date - savings_plan_used_commitment
+        when 'SavingsPlanNegation' then 0
+        when 'SavingsPlanUpfrontFee' then 0
+        when 'DiscountedUsage' then reservation_effective_cost
+        when 'RIFee'
+            then reservation_unused_amortized_upfront_fee_for_billing_period + reservation_unused_recurring_fee
+        when 'Fee' then case when coalesce(reservation_reservation_a_r_n, '') <> '' then 0 else line_item_unblended_cost end
+        else line_item_unblended_cost
+    end
+{% endset %}
+
+with source as (
+    select * from {{ source('raw', 'aws_cur') }}
+),
+
+renamed as (
+    select
+        _source_file || '#' || cast(_row_number as varchar) as charge_id,
+        'AWS' as provider_name,
+        _billing_period as billing_period,
+        cast(bill_billing_period_start_date as timestamp) as billing_period_start,
+        cast(bill_billing_period_end_date as timestamp) as billing_period_end,
+        bill_payer_account_id as billing_account_id,
+        bill_payer_account_name as billing_account_name,
+        line_item_usage_account_id as sub_account_id,
+        line_item_usage_account_name as sub_account_name,
+        bill_invoice_id as invoice_id,
+        cast(line_item_usage_start_date as timestamp) as charge_period_start,
+        cast(line_item_usage_end_date as timestamp) as charge_period_end,
+        line_item_currency_code as billing_currency,
+        case
+            when line_item_line_item_type = 'Tax' then 'Tax'
+            when line_item_line_item_type in ('Credit', 'Refund', 'BundledDiscount', 'EdpDiscount',
+                                              'PrivateRateDiscount', 'Discount', 'DistributorDiscount')
+                then 'Credit'
+            when line_item_line_item_type in ('Fee', 'RIFee', 'SavingsPlanUpfrontFee',
+                                              'SavingsPlanRecurringFee')
+                then 'Purchase'
+            else 'Usage'
+        end as charge_category,
+        line_item_line_item_description as charge_description,
+        line_item_line_item_type as x_line_item_type,
+        {{ money('coalesce(line_item_net_unblended_cost, line_item_unblended_cost)') }} as billed_cost,
+        {{ money(effective_cost) }} as effective_cost,
+        {{ money('coalesce(pricing_public_on_demand_cost, line_item_unblended_cost)') }} as list_cost,
+        case
+            when line_item_line_item_type in ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+                then line_item_usage_amount
+        end as consumed_quantity,
+        pricing_unit as consumed_unit,
+        case
+            when pricing_term = 'Spot' or line_item_usage_type like '%SpotUsage%' then 'Dynamic'
+            when line_item_line_item_type in ('DiscountedUsage', 'SavingsPlanCoveredUsage') then 'Committed'
+            when line_item_line_item_type = 'Usage' then 'Standard'
+        end as pricing_category,
+        coalesce(nullif(savings_plan_savings_plan_a_r_n, ''), nullif(reservation_reservation_a_r_n, ''))
+            as commitment_discount_id,
+        nullif(line_item_resource_id, '') as resource_id,
+        line_item_product_code as service_name,
+        case
+            when line_item_product_code in ('AmazonEC2', 'ComputeSavingsPlans') then 'Compute'
+            when line_item_product_code in ('AmazonS3', 'AmazonEFS') then 'Storage'
+            when line_item_product_code in ('AWSDataTransfer', 'AmazonVPC', 'AmazonCloudFront') then 'Networking'
+            when line_item_product_code in ('AmazonSageMaker', 'AmazonBedrock') then 'AI and Machine Learning'
+            else 'Other'
+        end as service_category,
+        product_sku as sku_id,
+        product_region_code as region_id,
+        line_item_availability_zone as availability_zone,
+        line_item_usage_type as x_usage_type,
+        coalesce(
+            nullif(product_instance_type, ''),
+            case
+                when line_item_usage_type like '%BoxUsage:%'
+                    or line_item_usage_type like '%SpotUsage:%'
+                    or line_item_usage_type like '%DedicatedUsage:%'
+                    then split_part(line_item_usage_type, ':', 2)
+            end
+        ) as x_instance_type,
+        {{ map_to_json('resource_tags') }} as tags
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,34 @@
+{# One row per request: a retry that reuses a request id, or a line the log shipper delivered
+   twice, counts once, as its latest attempt. #}
+with source as (
+    select * from {{ source('raw', 'gateway_requests') }}
+),
+
+latest_attempt as (
+    select *
+    from source
+    qualify row_number() over (
+        partition by request_id
+        order by ts desc, _source_file desc, line_number desc
+    ) = 1
+)
+
+select
+    request_id,
+    ts,
+    date_trunc('hour', ts) as hour_start,
+    endpoint,
+    model,
+    api_key_hash,
+    api_key_alias,
+    user_id,
+    metadata,
+    status,
+    coalesce(status >= 400, false) as is_failed,
+    stream,
+    latency_ms,
+    coalesce(prompt_tokens, 0) as input_tokens,
+    coalesce(completion_tokens, 0) as output_tokens,
+    cached_tokens as cached_input_tokens,
+    _source_file
+from latest_attempt

@@ -1,0 +1,210 @@
+"""The one configuration file, `gpuledger.yaml`, validated before any work starts.
+
+Relative paths in the file are relative to the file's own folder, so a landing zone and its
+config can be moved together.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV_VAR = "GPULEDGER_CONFIG"
+DEFAULT_CONFIG_PATH = Path("gpuledger.yaml")
+
+UNATTRIBUTED = "unattributed"
+UNALLOCATED = "unallocated"
+RESERVED_TEAMS = {UNATTRIBUTED, UNALLOCATED}
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or invalid; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsCurSource(_Strict):
+    """An AWS Data Exports (CUR 2.0) export: `<location>/<export_name>/{data,metadata}/BILLING_PERIOD=...`."""
+
+    location: str = Field(description="Folder or s3://bucket/prefix that holds the export folder")
+    export_name: str
+
+
+class FileSource(_Strict):
+    location: str = Field(description="Folder or s3://bucket/prefix to read files from")
+
+
+class Sources(_Strict):
+    aws_cur: list[AwsCurSource] = []
+    nvml: list[FileSource] = []
+    gateway: list[FileSource] = []
+
+
+class Team(_Strict):
+    api_keys: list[str] = Field(default=[], description="API key aliases or sha256 hashes")
+    users: list[str] = []
+    litellm_team_ids: list[str] = []
+
+
+class WorkloadMatch(_Strict):
+    """Shell-style patterns (`*`, `?`); every given field must match a GPU process."""
+
+    host: str | None = None
+    process_name: str | None = None
+    container_id: str | None = None
+    pod_uid: str | None = None
+    env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WorkloadMatch:
+        if not (self.host or self.process_name or self.container_id or self.pod_uid or self.env):
+            raise ValueError("give at least one of host, process_name, container_id, pod_uid, env")
+        return self
+
+
+class Workload(_Strict):
+    name: str
+    kind: Literal["inference", "training", "batch"]
+    owner_team: str
+    models: list[str] = []
+    match: WorkloadMatch
+
+    @model_validator(mode="after")
+    def _inference_serves_models(self) -> Workload:
+        if self.kind == "inference" and not self.models:
+            raise ValueError("an inference workload must list the models it serves")
+        return self
+
+
+class TokenWeights(_Strict):
+    """Relative GPU cost of one token of each kind; only the ratios matter.
+
+    Defaults follow OpenCost's 1 : 2.5 prefill : decode ratio; a cached prompt token skips
+    prefill but still occupies KV cache and attention, hence a small non-zero weight.
+    """
+
+    input: float = Field(1.0, ge=0)
+    cached_input: float = Field(0.1, ge=0)
+    output: float = Field(2.5, ge=0)
+
+
+class SharedCosts(_Strict):
+    policy: Literal["proportional", "unallocated"] = "proportional"
+
+
+class Energy(_Strict):
+    pue: float = Field(1.2, ge=1.0, le=3.0)
+    grid_kg_co2e_per_kwh: float = Field(0.385, ge=0)
+
+
+class Billing(_Strict):
+    team_tag: str = Field("user_team", description="resource tag key whose value names the team")
+
+
+class TeamResolution(_Strict):
+    metadata_field: str | None = Field("team", description="request metadata field that names a team")
+
+
+class Config(_Strict):
+    warehouse: Path = Path("data/gpuledger.duckdb")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    sources: Sources = Sources()
+    teams: dict[str, Team] = {}
+    team_resolution: TeamResolution = TeamResolution()
+    billing: Billing = Billing()
+    hosts: dict[str, str] = Field({}, description="host name -> billing resource id")
+    workloads: list[Workload] = []
+    token_weights: TokenWeights = TokenWeights()
+    shared_costs: SharedCosts = SharedCosts()
+    energy: Energy = Energy()
+
+    # Set by load_config: the folder relative paths are resolved against.
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    @field_validator("teams")
+    @classmethod
+    def _no_reserved_team_names(cls, teams: dict[str, Team]) -> dict[str, Team]:
+        clash = RESERVED_TEAMS & set(teams)
+        if clash:
+            raise ValueError(f"team names {sorted(clash)} are reserved for unmatched cost")
+        return teams
+
+    @model_validator(mode="after")
+    def _one_team_per_identity(self) -> Config:
+        seen: dict[tuple[str, str], str] = {}
+        for team, t in self.teams.items():
+            for kind, values in (("api key", t.api_keys), ("user", t.users), ("LiteLLM team id", t.litellm_team_ids)):
+                for value in values:
+                    other = seen.setdefault((kind, value), team)
+                    if other != team:
+                        raise ValueError(f"{kind} {value!r} is mapped to both {other!r} and {team!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_workloads(self) -> Config:
+        names = [w.name for w in self.workloads]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"workload names must be unique, repeated: {dupes}")
+        # A request names a model, not a deployment; two deployments of one model would need routing data.
+        models = [m for w in self.workloads for m in w.models]
+        served_twice = sorted({m for m in models if models.count(m) > 1})
+        if served_twice:
+            raise ValueError(f"each model may be served by one workload only, repeated: {served_twice}")
+        return self
+
+    def resolve(self, location: str | Path) -> str:
+        """A source location or path as an absolute path (s3:// URIs pass through)."""
+        text = str(location)
+        if text.startswith("s3://"):
+            return text
+        path = Path(text).expanduser()
+        return str(path if path.is_absolute() else (self.base_dir / path).resolve())
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.resolve(self.warehouse))
+
+
+def config_path_from_env() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH))
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for e in err.errors():
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, path: Path) -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return Config.model_validate({**data, "base_dir": path.parent.resolve()})
+    except ValidationError as err:
+        raise ConfigError(_format_error(path, err)) from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = Path(path) if path else config_path_from_env()
+    if not path.is_file():
+        raise ConfigError(
+            f"no configuration file at {path}. Set {CONFIG_ENV_VAR} to your gpuledger.yaml, "
+            "copy gpuledger.example.yaml, or run `gpuledger demo` to generate a demo fleet with its config."
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_config(data, path)

@@ -1,0 +1,73 @@
+"""The parts of gpuledger.yaml that SQL needs, as small tables in the warehouse's `config` schema.
+
+dbt reads these as sources, so changing a team mapping or a token weight and re-running the
+models re-attributes history without re-ingesting any file.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ingest.config import Config
+
+
+def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def settings_table(cfg: Config) -> pa.Table:
+    schema = pa.schema([
+        ("currency", pa.string()), ("team_tag", pa.string()), ("metadata_team_field", pa.string()),
+        ("shared_cost_policy", pa.string()), ("token_weight_input", pa.float64()),
+        ("token_weight_cached_input", pa.float64()), ("token_weight_output", pa.float64()),
+        ("pue", pa.float64()), ("grid_kg_co2e_per_kwh", pa.float64()),
+    ])
+    return _table([{
+        "currency": cfg.currency,
+        "team_tag": cfg.billing.team_tag,
+        "metadata_team_field": cfg.team_resolution.metadata_field,
+        "shared_cost_policy": cfg.shared_costs.policy,
+        "token_weight_input": cfg.token_weights.input,
+        "token_weight_cached_input": cfg.token_weights.cached_input,
+        "token_weight_output": cfg.token_weights.output,
+        "pue": cfg.energy.pue,
+        "grid_kg_co2e_per_kwh": cfg.energy.grid_kg_co2e_per_kwh,
+    }], schema)
+
+
+def team_identities_table(cfg: Config) -> pa.Table:
+    """(identity kind, value, team): API key aliases or hashes, users and LiteLLM team ids."""
+    schema = pa.schema([("identity_kind", pa.string()), ("identity_value", pa.string()), ("team", pa.string())])
+    rows = []
+    for team, t in cfg.teams.items():
+        rows += [{"identity_kind": "api_key", "identity_value": k, "team": team} for k in t.api_keys]
+        rows += [{"identity_kind": "user", "identity_value": u, "team": team} for u in t.users]
+        rows += [{"identity_kind": "litellm_team", "identity_value": i, "team": team} for i in t.litellm_team_ids]
+    rows += [{"identity_kind": "team", "identity_value": team, "team": team} for team in cfg.teams]
+    return _table(rows, schema)
+
+
+def workloads_table(cfg: Config) -> pa.Table:
+    schema = pa.schema([("workload", pa.string()), ("workload_kind", pa.string()), ("owner_team", pa.string()),
+                        ("model_count", pa.int32())])
+    return _table([{"workload": w.name, "workload_kind": w.kind, "owner_team": w.owner_team,
+                    "model_count": len(w.models)} for w in cfg.workloads], schema)
+
+
+def workload_models_table(cfg: Config) -> pa.Table:
+    schema = pa.schema([("workload", pa.string()), ("model", pa.string())])
+    return _table([{"workload": w.name, "model": m} for w in cfg.workloads for m in w.models], schema)
+
+
+def hosts_table(cfg: Config) -> pa.Table:
+    schema = pa.schema([("host", pa.string()), ("resource_id", pa.string())])
+    return _table([{"host": h, "resource_id": r} for h, r in sorted(cfg.hosts.items())], schema)
+
+
+CONFIG_TABLES = {
+    "settings": settings_table,
+    "team_identities": team_identities_table,
+    "workloads": workloads_table,
+    "workload_models": workload_models_table,
+    "hosts": hosts_table,
+}

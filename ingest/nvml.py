@@ -1,0 +1,110 @@
+"""gpuledger's NVML collector format: one JSON line per GPU per sample, one file per host and hour.
+
+A line (field names follow NVML's calls; see ../shared/samples/gpu-telemetry/h100-nvml-samples.jsonl):
+
+    {"ts": "2026-10-29T00:00:10.000Z", "host": "p5-1", "resource_id": "i-0...", "gpu_index": 0,
+     "gpu_uuid": "GPU-...", "name": "NVIDIA H100 80GB HBM3", "mem_total_bytes": ..., "mem_used_bytes": ...,
+     "util_gpu_pct": 97, "util_mem_pct": 38, "power_usage_mw": 651234, "total_energy_mj": 123456789,
+     "temp_c": 74, "sm_clock_mhz": 1980,
+     "processes": [{"pid": 4123, "name": "python3", "used_gpu_memory_bytes": ..., "container_id": "...",
+                    "pod_uid": null, "env": {"GPULEDGER_WORKLOAD": "llama-70b"}}]}
+
+The reader splits each line into a GPU sample row and one row per process on the GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from ingest.files import Parsed, RowError, iter_json_lines, optional, parse_utc, require, rows_to_table
+
+WORKLOAD_ENV_VAR = "GPULEDGER_WORKLOAD"
+RESERVED_MEMORY_BYTES = 503_316_480  # what NVML counts as used on an H100 with no process (480 MiB)
+FILE_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+GPU_SAMPLES = "nvml_gpu_samples"
+PROCESSES = "nvml_processes"
+
+GPU_SAMPLE_SCHEMA = pa.schema([
+    ("ts", pa.timestamp("us")),
+    ("host", pa.string()),
+    ("resource_id", pa.string()),
+    ("gpu_index", pa.int32()),
+    ("gpu_uuid", pa.string()),
+    ("gpu_name", pa.string()),
+    ("mem_total_bytes", pa.int64()),
+    ("mem_used_bytes", pa.int64()),
+    ("util_gpu_pct", pa.float64()),
+    ("util_mem_pct", pa.float64()),
+    ("power_usage_mw", pa.int64()),
+    ("total_energy_mj", pa.int64()),
+    ("temp_c", pa.int32()),
+    ("sm_clock_mhz", pa.int32()),
+    ("process_count", pa.int32()),
+])
+
+PROCESS_SCHEMA = pa.schema([
+    ("ts", pa.timestamp("us")),
+    ("host", pa.string()),
+    ("gpu_uuid", pa.string()),
+    ("pid", pa.int64()),
+    ("process_name", pa.string()),
+    ("used_gpu_memory_bytes", pa.int64()),
+    ("container_id", pa.string()),
+    ("pod_uid", pa.string()),
+    ("env", pa.string()),  # the collector's allow-listed environment, as a JSON object
+])
+
+NUMBER = (int, float)
+
+
+def nvml_file_name(host: str, hour: datetime) -> str:
+    return f"nvml-{host}-{hour:%Y%m%dT%H}.jsonl.gz"
+
+
+def _process_row(p: object, ts: datetime, host: str, gpu_uuid: str) -> tuple:
+    if not isinstance(p, dict):
+        raise RowError(f"a process entry is {type(p).__name__}, expected an object")
+    env = p.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise RowError("a process 'env' must be an object of strings")
+    return (
+        ts, host, gpu_uuid, require(p, "pid", int), optional(p, "name", str),
+        optional(p, "used_gpu_memory_bytes", int), optional(p, "container_id", str), optional(p, "pod_uid", str),
+        json.dumps(env, sort_keys=True, separators=(",", ":")),
+    )
+
+
+def read_nvml_file(path: Path) -> Parsed:
+    parsed = Parsed(str(path))
+    samples: list[tuple] = []
+    processes: list[tuple] = []
+    for number, obj in iter_json_lines(parsed, path):
+        try:
+            ts = parse_utc(obj.get("ts"))
+            host = require(obj, "host", str)
+            gpu_uuid = require(obj, "gpu_uuid", str)
+            procs = obj.get("processes") or []
+            if not isinstance(procs, list):
+                raise RowError("'processes' must be a list")
+            proc_rows = [_process_row(p, ts, host, gpu_uuid) for p in procs]
+            sample = (
+                ts, host, optional(obj, "resource_id", str), require(obj, "gpu_index", int), gpu_uuid,
+                optional(obj, "name", str), optional(obj, "mem_total_bytes", int),
+                optional(obj, "mem_used_bytes", int), optional(obj, "util_gpu_pct", NUMBER),
+                optional(obj, "util_mem_pct", NUMBER), optional(obj, "power_usage_mw", int),
+                optional(obj, "total_energy_mj", int), optional(obj, "temp_c", int),
+                optional(obj, "sm_clock_mhz", int), len(proc_rows),
+            )
+        except (RowError, ValueError) as err:
+            parsed.reject(number, str(err))
+            continue
+        samples.append(sample)
+        processes += proc_rows
+    parsed.tables[GPU_SAMPLES] = rows_to_table(samples, GPU_SAMPLE_SCHEMA)
+    parsed.tables[PROCESSES] = rows_to_table(processes, PROCESS_SCHEMA)
+    return parsed

@@ -1,0 +1,1 @@
+"""Dagster wiring for gpuledger: assets call `ingest`, resources hold connections, `definitions` assembles."""

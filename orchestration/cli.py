@@ -1,0 +1,248 @@
+"""`gpuledger`: generate a demo fleet, run the pipeline, query the marts.
+
+    gpuledger demo                      generate a 16-GPU, 7-day fleet, run everything, print the headlines
+    gpuledger generate --out DIR ...    write a demo fleet's landing zone, config and ground truth
+    gpuledger run                       materialize every asset for the configured sources
+    gpuledger sql "select ..." [--csv]  read-only SQL against the marts
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from ingest.config import CONFIG_ENV_VAR, ConfigError, load_config
+
+DAGSTER_YAML = """\
+# Written by gpuledger. Runs launched from the CLI and from `dagster dev` share this instance.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1  # duckdb_writer: DuckDB allows one writing process per file
+"""
+
+HEADLINES = {
+    "Cost per 1M tokens by model and team": """
+        select model, team,
+               sum(requests) as requests,
+               sum(input_tokens + output_tokens) as tokens,
+               sum(inference_cost) as inference_cost,
+               sum(inference_cost) * 1e6 / nullif(sum(input_tokens + output_tokens), 0) as per_1m_tokens,
+               sum(fully_loaded_cost) * 1e6 / nullif(sum(input_tokens + output_tokens), 0) as per_1m_fully_loaded
+        from unit_economics_daily
+        group by model, team
+        order by model, inference_cost desc""",
+    "Spend by team and category (effective cost)": """
+        select team,
+               sum(effective_cost) filter (where category = 'inference') as inference,
+               sum(effective_cost) filter (where category = 'idle_deployed') as idle_deployed,
+               sum(effective_cost) filter (where category in ('training', 'batch')) as jobs,
+               sum(effective_cost) filter (where category in ('idle', 'unmonitored')) as idle_gpus,
+               sum(effective_cost) filter (where category = 'direct') as direct,
+               sum(effective_cost) filter (where category = 'shared') as shared,
+               sum(effective_cost) as total
+        from cost_ledger_hourly
+        group by team
+        order by total desc""",
+    "Idle share of GPU spend": """
+        select currency,
+               sum(effective_cost) as gpu_cost,
+               sum(effective_cost) filter (where category = 'idle') as idle,
+               sum(effective_cost) filter (where category = 'idle_deployed') as idle_deployed,
+               sum(effective_cost) filter (where category = 'unmonitored') as unmonitored,
+               round(100.0 * sum(effective_cost) filter (where category in ('idle', 'idle_deployed', 'unmonitored'))
+                     / nullif(sum(effective_cost), 0), 1) as idle_percent
+        from cost_ledger_hourly
+        where category in ('inference', 'idle_deployed', 'training', 'batch', 'idle', 'unmonitored')
+        group by currency""",
+    "Reconciliation with the bill": """
+        select billing_period, provider, billing_account_id, currency, source_line_items,
+               source_effective_cost, ledger_effective_cost, unallocated_cost, difference
+        from cost_reconciliation
+        order by billing_period, provider, billing_account_id""",
+}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal | float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(columns: list[str], rows: list[tuple]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows) for i in range(len(columns))]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def query_marts(warehouse: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    import duckdb
+
+    if not warehouse.exists():
+        raise ConfigError(f"no warehouse at {warehouse} yet: run `gpuledger run` (or `gpuledger demo`) first")
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException as err:
+        raise ConfigError(f"{warehouse} is locked by a running pipeline; retry when it finishes ({err})") from None
+    try:
+        con.execute("set schema = 'marts'")
+        rel = con.execute(sql)
+        return [d[0] for d in rel.description], rel.fetchall()
+    finally:
+        con.close()
+
+
+def print_headlines(warehouse: Path) -> None:
+    for title, sql in HEADLINES.items():
+        columns, rows = query_marts(warehouse, sql)
+        print(f"\n== {title} ==\n{format_table(columns, rows)}")
+
+
+def ensure_dagster_home() -> Path:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster_home"))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    return home
+
+
+def run_pipeline(config_path: Path) -> bool:
+    """Materialize every asset through Dagster, recorded in the instance the UI shows."""
+    config_path = config_path.resolve()
+    config = load_config(config_path)  # fail on a bad config before anything starts
+    os.environ[CONFIG_ENV_VAR] = str(config_path.resolve())
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+
+    print(f"gpuledger: running every asset for {config_path} into {config.warehouse_path}", flush=True)
+    began = time.perf_counter()
+    with DagsterInstance.get() as instance:
+        result = defs.get_job_def("gpuledger_all").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    status = "succeeded" if result.success else "FAILED"
+    print(f"gpuledger: run {result.run_id} {status} in {time.perf_counter() - began:.1f} s", flush=True)
+    return result.success
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from ingest.demo_fleet import generate
+
+    fleet = generate(Path(args.out), gpus=args.gpus, days=args.days, seed=args.seed, start=args.start)
+    print(f"gpuledger: wrote {fleet.files} files for {args.gpus} GPUs x {args.days} days to {fleet.out} "
+          f"in {fleet.seconds:.1f} s; config {fleet.config_path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ingest.demo_fleet import generate
+
+    began = time.perf_counter()
+    print(f"gpuledger: generating a demo fleet of {args.gpus} GPUs x {args.days} days in {args.out}", flush=True)
+    fleet = generate(Path(args.out).resolve(), gpus=args.gpus, days=args.days, seed=args.seed)
+    print(f"gpuledger: {fleet.files} files in {fleet.seconds:.1f} s", flush=True)
+    ok = run_pipeline(fleet.config_path)
+    if ok:
+        print_headlines(load_config(fleet.config_path).warehouse_path)
+    print(f"\ngpuledger: demo {'done' if ok else 'FAILED'} in {time.perf_counter() - began:.1f} s. Explore it with\n"
+          f"  export {CONFIG_ENV_VAR}={fleet.config_path}\n"
+          f"  gpuledger sql \"select * from unit_economics_daily limit 20\"\n"
+          f"  dagster dev -w workspace.yaml")
+    return 0 if ok else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return 0 if run_pipeline(Path(args.config)) else 1
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    columns, rows = query_marts(load_config(Path(args.config)).warehouse_path, args.query)
+    if args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        print(format_table(columns, rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ingest.config import config_path_from_env
+
+    parser = argparse.ArgumentParser(prog="gpuledger", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def fleet_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--gpus", type=int, default=16, help="GPUs in the fleet (default 16)")
+        p.add_argument("--days", type=int, default=7, help="days of data (default 7)")
+        p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same bytes")
+
+    gen = sub.add_parser("generate", help="write a demo fleet's landing zone, gpuledger.yaml and ground_truth.json")
+    gen.add_argument("--out", required=True, help="folder to write to")
+    gen.add_argument("--start", type=date.fromisoformat, default=date(2026, 10, 29), help="first day (UTC)")
+    fleet_options(gen)
+    gen.set_defaults(func=_cmd_generate)
+
+    demo = sub.add_parser("demo", help="generate a demo fleet, run the pipeline on it and print the headlines")
+    demo.add_argument("--out", default="data/demo", help="where the demo fleet and its warehouse go")
+    fleet_options(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="materialize every asset for the configured sources")
+    run.add_argument("--config", default=str(config_path_from_env()), help=f"gpuledger.yaml (${CONFIG_ENV_VAR})")
+    run.set_defaults(func=_cmd_run)
+
+    sql = sub.add_parser("sql", help="run a read-only query against the marts")
+    sql.add_argument("query")
+    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument("--config", default=str(config_path_from_env()), help=f"gpuledger.yaml (${CONFIG_ENV_VAR})")
+    sql.set_defaults(func=_cmd_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Progress of the plain-Python parts; Dagster and dbt report through Dagster's own logger.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("gpuledger: %(message)s"))
+    logging.getLogger("ingest").addHandler(handler)
+    logging.getLogger("ingest").setLevel(logging.INFO)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"gpuledger: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        import duckdb
+
+        if isinstance(err, duckdb.Error) and args.command == "sql":
+            print(f"gpuledger: query failed: {err}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

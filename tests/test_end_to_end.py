@@ -1,0 +1,129 @@
+"""The whole chain on a generated fleet: Dagster + dbt + a real DuckDB file, held against the
+generator's ground truth (computed from its plan, never by running the pipeline)."""
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pipeline import failed_checks, materialize_all, query
+
+from ingest.config import load_config
+from ingest.demo_fleet import generate
+from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
+
+# 24 GPUs: the SP-covered p5, the on-demand g5, the spot g6 (with a 3-hour collector outage) and
+# a p4d that idles over the weekend; two days that cross a billing-period boundary.
+FLEET = {"gpus": 24, "days": 2, "seed": 7, "start": date(2026, 10, 31)}
+TOLERANCE = 0.005  # every team x model x day within 0.5 %
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fleet")
+    generated = generate(out, **FLEET)
+    result = materialize_all(generated.config_path)
+    assert result.success, "the pipeline run failed"
+    truth = json.loads((out / "ground_truth.json").read_text())
+    return {"config": generated.config_path, "warehouse": load_config(generated.config_path).warehouse_path,
+            "truth": truth, "result": result}
+
+
+def close(actual, expected) -> bool:
+    return abs(float(actual or 0) - expected) <= max(TOLERANCE * abs(expected), 1e-6)
+
+
+def test_every_team_model_day_matches_ground_truth(fleet):
+    rows = query(fleet["warehouse"], """
+        select cast(day as varchar), team, model, requests, input_tokens, coalesce(cached_input_tokens, 0),
+               output_tokens, inference_cost, fully_loaded_cost, gpu_hours, energy_kwh
+        from marts.unit_economics_daily""")
+    actual = {r[:3]: r[3:] for r in rows}
+    fields = ("requests", "input_tokens", "cached_input_tokens", "output_tokens", "inference_cost",
+              "fully_loaded_cost", "gpu_hours", "energy_kwh")
+    expected_rows = fleet["truth"]["unit_economics"]
+    assert len(expected_rows) > 20
+    mismatches = []
+    for e in expected_rows:
+        got = actual.pop((e["day"], e["team"], e["model"]), None)
+        if got is None:
+            mismatches.append(f"missing {e['day']} {e['team']} {e['model']}")
+            continue
+        mismatches += [f"{e['day']} {e['team']} {e['model']} {f}: {a} != {e[f]}"
+                       for f, a in zip(fields, got, strict=True) if not close(a, e[f])]
+    assert not mismatches, mismatches[:10]
+    assert not actual, f"rows the ground truth does not have: {list(actual)[:5]}"
+
+
+def test_token_counts_are_exact(fleet):
+    (requests, tokens), = query(fleet["warehouse"], """
+        select sum(requests), sum(input_tokens + output_tokens) from marts.unit_economics_daily""")
+    expected = fleet["truth"]["unit_economics"]
+    assert requests == sum(e["requests"] for e in expected)
+    assert tokens == sum(e["input_tokens"] + e["output_tokens"] for e in expected)
+
+
+def test_every_category_matches_ground_truth(fleet):
+    actual = dict(query(fleet["warehouse"],
+                        "select category, sum(effective_cost) from marts.cost_ledger_hourly group by 1"))
+    expected = fleet["truth"]["categories"]
+    assert set(actual) == set(expected)
+    for category, dollars in expected.items():
+        assert close(actual[category], dollars), (category, actual[category], dollars)
+
+
+def test_reconciliation_keeps_every_cent(fleet):
+    rows = query(fleet["warehouse"], """
+        select billing_period, source_effective_cost, ledger_effective_cost, difference
+        from marts.cost_reconciliation order by 1""")
+    periods = {p["billing_period"]: p for p in fleet["truth"]["billing_periods"]}
+    assert [r[0] for r in rows] == sorted(periods) == ["2026-10", "2026-11"]
+    for period, source, ledger, difference in rows:
+        assert abs(float(source) - periods[period]["effective_cost"]) < 0.01
+        assert abs(float(ledger) - periods[period]["effective_cost"]) < 0.01
+        assert abs(difference) <= 0.01
+
+
+def test_every_check_passes(fleet):
+    assert failed_checks(fleet["result"]) == []
+
+
+def test_no_prompt_or_completion_text_reaches_the_warehouse(fleet):
+    data = Path(fleet["warehouse"]).read_bytes()
+    assert PROMPT_CANARY.encode() not in data
+    assert COMPLETION_CANARY.encode() not in data
+
+
+def test_unknown_api_keys_stay_unattributed_with_their_hash(fleet):
+    rows = query(fleet["warehouse"], """
+        select count(*), count(distinct api_key_hash) from intermediate.int_requests_attributed
+        where team = 'unattributed'""")
+    (count, hashes), = rows
+    assert count > 0 and hashes == 2  # the leaked key and the old hackathon key
+
+
+def _marts(warehouse: Path) -> dict[str, list[tuple]]:
+    return {t: query(warehouse, f"select * from marts.{t} order by all")
+            for t in ("cost_ledger_hourly", "unit_economics_daily", "cost_reconciliation")}
+
+
+def test_running_again_changes_no_mart(fleet):
+    before = _marts(fleet["warehouse"])
+    again = materialize_all(fleet["config"])
+    assert again.success
+    assert _marts(fleet["warehouse"]) == before
+    # and the second run loaded no file a second time
+    (rows,), = [query(fleet["warehouse"], "select sum(rows_loaded) from raw.ingested_files")[0]]
+    assert rows == query(fleet["warehouse"], """
+        select (select count(*) from raw.aws_cur) + (select count(*) from raw.nvml_gpu_samples)
+             + (select count(*) from raw.nvml_processes) + (select count(*) from raw.gateway_requests)""")[0][0]
+
+
+def test_reingesting_the_same_files_changes_no_mart(fleet):
+    before = _marts(fleet["warehouse"])
+    import duckdb
+
+    with duckdb.connect(str(fleet["warehouse"])) as con:
+        con.execute("delete from raw.ingested_files")  # forget every fingerprint: every file loads again
+    assert materialize_all(fleet["config"]).success
+    assert _marts(fleet["warehouse"]) == before
