@@ -55,11 +55,11 @@ HEADLINES = {
     "Idle share of GPU spend": """
         select currency,
                sum(effective_cost) as gpu_cost,
-               sum(effective_cost) filter (where category = 'idle') as idle,
-               sum(effective_cost) filter (where category = 'idle_deployed') as idle_deployed,
-               sum(effective_cost) filter (where category = 'unmonitored') as unmonitored,
-               round(100.0 * sum(effective_cost) filter (where category in ('idle', 'idle_deployed', 'unmonitored'))
-                     / nullif(sum(effective_cost), 0), 1) as idle_percent
+               coalesce(sum(effective_cost) filter (where category = 'idle'), 0) as idle,
+               coalesce(sum(effective_cost) filter (where category = 'idle_deployed'), 0) as idle_deployed,
+               coalesce(sum(effective_cost) filter (where category = 'unmonitored'), 0) as unmonitored,
+               coalesce(round(100.0 * sum(effective_cost) filter (where category in ('idle', 'idle_deployed',
+                     'unmonitored')) / nullif(sum(effective_cost), 0), 1), 0) as idle_percent
         from cost_ledger_hourly
         where category in ('inference', 'idle_deployed', 'training', 'batch', 'idle', 'unmonitored')
         group by currency""",
@@ -89,7 +89,8 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
 
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    lines = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
+    return "\n".join(ln.rstrip() for ln in lines)
 
 
 def query_marts(warehouse: Path, sql: str) -> tuple[list[str], list[tuple]]:
@@ -137,7 +138,7 @@ def run_pipeline(config_path: Path) -> bool:
     print(f"gpuledger: running every asset for {config_path} into {config.warehouse_path}", flush=True)
     began = time.perf_counter()
     with DagsterInstance.get() as instance:
-        result = defs.get_job_def("gpuledger_all").execute_in_process(
+        result = defs.resolve_job_def("gpuledger_all").execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},

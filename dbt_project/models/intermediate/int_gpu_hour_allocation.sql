@@ -24,7 +24,7 @@ monitored as (
         occupancy.workload,
         cast(occupancy.held_samples as double) / cast(samples_per_gpu_hour.samples as double) as fraction,
         occupancy.energy_kwh,
-        cast(occupancy.busy_samples as double) / cast(samples_per_gpu_hour.samples as double) as utilization
+        cast(occupancy.busy_samples as double) / cast(samples_per_gpu_hour.samples as double) as busy_fraction
     from gpu_hours
     inner join samples_per_gpu_hour
         on gpu_hours.resource_id = samples_per_gpu_hour.resource_id
@@ -42,7 +42,7 @@ unmonitored as (
         cast(null as varchar) as workload,
         1.0 as fraction,
         cast(null as double) as energy_kwh,
-        cast(null as double) as utilization
+        cast(null as double) as busy_fraction
     from gpu_hours
     left join samples_per_gpu_hour
         on gpu_hours.resource_id = samples_per_gpu_hour.resource_id
@@ -84,7 +84,6 @@ select
     {{ allocate('holders.list_cost', 'holders.fraction') }} as list_cost,
     {{ quantity('holders.billed_gpu_hours * holders.fraction') }} as gpu_hours,
     {{ quantity('coalesce(holders.energy_kwh, 0)') }} as energy_kwh,
-    {{ quantity('holders.billed_gpu_hours * holders.fraction * coalesce(holders.utilization, 0)') }}
-        as busy_gpu_hours
+    {{ quantity('holders.billed_gpu_hours * coalesce(holders.busy_fraction, 0)') }} as busy_gpu_hours
 from holders
 left join workloads on holders.workload = workloads.workload

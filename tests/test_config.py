@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from ingest.config import ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gpuledger.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_example_is_valid_and_resolves_relative_paths():
+    cfg = load_config(REPO / "gpuledger.example.yaml")
+    assert cfg.warehouse_path == REPO / "data" / "gpuledger.duckdb"
+    assert cfg.resolve(cfg.sources.aws_cur[0].location) == str(REPO / "landing" / "billing" / "aws")
+    assert cfg.token_weights.output == 2.5
+    assert [w.name for w in cfg.workloads] == ["llama-70b-prod", "nightly-finetune"]
+
+
+def test_defaults_when_the_file_is_empty(tmp_path):
+    cfg = load_config(write(tmp_path, ""))
+    assert cfg.warehouse_path == tmp_path / "data" / "gpuledger.duckdb"
+    assert (cfg.currency, cfg.shared_costs.policy, cfg.billing.team_tag) == ("USD", "proportional", "user_team")
+
+
+def test_path_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPULEDGER_CONFIG", str(write(tmp_path, "currency: EUR\n")))
+    assert load_config().currency == "EUR"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("warehose: x.duckdb\n", "warehose: unknown key"),
+        ("sources:\n  aws_cur:\n    - location: a\n", "sources.aws_cur[0].export_name: Field required"),
+        ("token_weights: {input: -1}\n", "token_weights.input: Input should be greater than or equal to 0"),
+        ("shared_costs: {policy: evenly}\n", "shared_costs.policy: Input should be 'proportional' or 'unallocated'"),
+        ("currency: dollars\n", "currency: String should match pattern"),
+        ("workloads:\n  - {name: a, kind: serving, owner_team: x, match: {host: h}}\n", "workloads[0].kind"),
+        ("workloads:\n  - {name: a, kind: inference, owner_team: x, match: {host: h}}\n",
+         "an inference workload must list the models it serves"),
+        ("workloads:\n  - {name: a, kind: batch, owner_team: x, match: {}}\n", "workloads[0].match"),
+        ("teams: {unallocated: {}}\n", "teams: Value error, team names ['unallocated'] are reserved"),
+        ("teams:\n  a: {api_keys: [k1]}\n  b: {api_keys: [k1]}\n", "api key 'k1' is mapped to both 'a' and 'b'"),
+        ("workloads:\n  - {name: a, kind: inference, owner_team: x, models: [m], match: {host: h}}\n"
+         "  - {name: b, kind: inference, owner_team: x, models: [m], match: {host: g}}\n",
+         "each model may be served by one workload only, repeated: ['m']"),
+        ("- just\n- a list\n", "the top level must be a mapping"),
+        ("teams: {a: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_config_fails_with_a_message_naming_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_a_missing_file_says_how_to_get_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"no configuration file at .*gpuledger demo"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_s3_locations_pass_through_unresolved(tmp_path):
+    cfg = parse_config({"sources": {"nvml": [{"location": "s3://bucket/telemetry"}]}}, tmp_path / "g.yaml")
+    assert cfg.resolve(cfg.sources.nvml[0].location) == "s3://bucket/telemetry"
