@@ -65,10 +65,12 @@ def local_root(location: str) -> Path:
     return root
 
 
-def list_files(location: str, suffixes: tuple[str, ...]) -> list[Path]:
-    """Complete files under a location; a collector's in-progress `.tmp` files never match."""
-    root = local_root(location)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes))
+def list_files(locations: Iterable[str], suffixes: tuple[str, ...]) -> list[Path]:
+    """Complete files under the locations; a collector's in-progress `.tmp` files never match."""
+    return sorted(
+        p for location in locations for p in local_root(location).rglob("*")
+        if p.is_file() and p.name.endswith(suffixes)
+    )
 
 
 def load_files(con: duckdb.DuckDBPyConnection, source: str, files: Iterable[Path], reader: Reader,

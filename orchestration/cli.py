@@ -75,6 +75,8 @@ def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal | float):
+        if abs(value) < 0.00005:
+            return "0.0000"  # never "-0.0000" for a rounding residue
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"

@@ -36,8 +36,8 @@ def parse() -> None:
     )
 
 
-# `dg` and `dagster dev` re-parse on their own; everywhere else (CLI, tests, `dagster asset
-# materialize`) parse here when the project changed since the last parse.
-dbt_project.prepare_if_dev()
+# Parse when the project changed since the last parse, wherever the definitions load (CLI, tests,
+# `dagster dev`, `dg`). DbtProject.prepare_if_dev() would look for dbt on PATH, which a venv used
+# without activating it does not have.
 if manifest_is_stale():
     parse()

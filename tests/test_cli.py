@@ -42,8 +42,9 @@ def test_sql_prints_a_table_or_csv(tmp_path):
 
 
 def test_format_table_aligns_numbers_right():
-    text = format_table(["team", "usd"], [("a", Decimal("3.14159")), ("bb", Decimal("12345.678")), ("c", None)])
-    assert text.splitlines() == ["team        usd", "----  ---------", "a        3.1416", "bb    12,345.68", "c"]
+    rows = [("a", Decimal("3.14159")), ("bb", Decimal("12345.678")), ("c", None), ("d", Decimal("-2E-8"))]
+    assert format_table(["team", "usd"], rows).splitlines() == [
+        "team        usd", "----  ---------", "a        3.1416", "bb    12,345.68", "c", "d        0.0000"]
 
 
 def test_demo_runs_end_to_end_and_prints_the_headlines(tmp_path):

@@ -20,6 +20,14 @@ def test_definitions_validate_with_the_dagster_cli():
     assert "Validation successful for code location gpuledger" in result.stdout + result.stderr
 
 
+def test_dg_loads_the_same_definitions():
+    dg_cli = Path(sys.executable).parent / "dg"
+    result = subprocess.run([str(dg_cli), "check", "defs"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "DO_NOT_TRACK": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All definitions loaded successfully." in result.stdout + result.stderr
+
+
 def test_the_asset_graph_has_every_layer():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw/aws_cur", "raw/nvml_gpu_samples", "raw/nvml_processes", "raw/gateway_requests",

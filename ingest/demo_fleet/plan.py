@@ -193,15 +193,8 @@ class Plan:
     def hours(self) -> int:
         return self.days * 24
 
-    @property
-    def samples(self) -> int:
-        return self.hours * SAMPLES_PER_HOUR
-
     def hour_start(self, hour: int) -> datetime:
         return self.start + timedelta(hours=hour)
-
-    def workload_index(self, name: str) -> int:
-        return next(i for i, w in enumerate(self.workloads) if w.name == name)
 
 
 def rng_for(seed: int, stream: str) -> np.random.Generator:

@@ -23,11 +23,8 @@ GATEWAY_REQUESTS = dg.AssetKey([RAW, gateway.REQUESTS])
     pool=WRITER_POOL,
 )
 def gateway_requests(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
-    files = [
-        path
-        for source in gpuledger.config.sources.gateway
-        for path in list_files(gpuledger.config.resolve(source.location), gateway.FILE_SUFFIXES)
-    ]
+    cfg = gpuledger.config
+    files = list_files([cfg.resolve(s.location) for s in cfg.sources.gateway], gateway.FILE_SUFFIXES)
     with gpuledger.connect() as con:
         report = load_files(con, "gateway", files, gateway.read_gateway_file, context.log.info)
         yield from ingest_results(context, con, report, {GATEWAY_REQUESTS: gateway.REQUEST_SCHEMA})

@@ -28,12 +28,9 @@ PROCESS_WORKLOADS = dg.AssetKey([CONFIG, "process_workloads"])
     pool=WRITER_POOL,
 )
 def nvml_telemetry(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
-    files = [
-        path
-        for source in gpuledger.config.sources.nvml
-        for path in list_files(gpuledger.config.resolve(source.location), nvml.FILE_SUFFIXES)
-    ]
-    context.log.info(f"nvml: {len(files)} collector files under {len(gpuledger.config.sources.nvml)} locations")
+    cfg = gpuledger.config
+    files = list_files([cfg.resolve(s.location) for s in cfg.sources.nvml], nvml.FILE_SUFFIXES)
+    context.log.info(f"nvml: {len(files)} collector files under {len(cfg.sources.nvml)} locations")
     with gpuledger.connect() as con:
         report = load_files(con, "nvml", files, nvml.read_nvml_file, context.log.info)
         yield from ingest_results(
