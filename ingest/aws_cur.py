@@ -1,16 +1,23 @@
-"""AWS CUR 2.0 deliveries: find each billing period's manifest, read the files it lists.
+"""AWS Cost and Usage Reports: CUR 2.0 (Data Exports, Parquet or csv.gz) and legacy CUR (CSV with
+`lineItem/UnblendedCost` headers), each delivered as files plus a manifest per billing period.
 
-AWS writes `<location>/<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json` after the
-data files, and each refresh restates the whole period. So the manifest, never a folder listing,
-says which files make up a delivery, and a delivery replaces everything loaded for its period.
+AWS writes the manifest after the data files, and each refresh restates the whole period. So the
+manifest, never a folder listing, says which files make up a delivery, and a delivery replaces
+everything loaded for its period. Both flavours land in one raw table with CUR 2.0's columns:
+legacy headers are renamed the way AWS's own Athena integration names them (`lineItem/UsageType`
+becomes `line_item_usage_type`, `reservation/ReservationARN` becomes
+`reservation_reservation_a_r_n`), product attributes without a CUR 2.0 column go into the
+`product` map, and `resourceTags/user:team` into the `resource_tags` map as `user_team`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,56 +25,119 @@ import pyarrow.parquet as pq
 
 from ingest.aws_cur_schema import CUR2_SCHEMA, REQUIRED_COLUMNS
 from ingest.files import Parsed
+from ingest.landing import key_after
+from ingest.tabular import Column, Format, Kind, read_csv
 
 CUR = "aws_cur"
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(r"^(\d{4})-?(0[1-9]|1[0-2])")
+CurFlavour = Literal["cur2", "legacy"]
+# Every CUR 2.0 column and the legacy columns without one; then, once loaded, where each row came from.
+CONFORMED_SCHEMA = CUR2_SCHEMA.append(pa.field("x_extra", pa.string()))
+RAW_SCHEMA = CONFORMED_SCHEMA.append(pa.field("_source_file", pa.string())).append(pa.field("_row_number", pa.int64()))
+
+_KIND: dict[str, Kind] = {"string": "str", "double": "float", "timestamp[ms]": "timestamp"}
+CUR2_FORMAT = Format(
+    table=CUR,
+    columns=tuple(
+        Column(f.name, "map" if isinstance(f.type, pa.MapType) else _KIND[str(f.type)], (f.name,),
+               f.name in REQUIRED_COLUMNS)
+        for f in CUR2_SCHEMA
+    ),
+)
+
+_LEGACY_CATEGORIES = {
+    "bill": "bill_", "identity": "identity_", "lineItem": "line_item_", "pricing": "pricing_",
+    "product": "product_", "reservation": "reservation_", "savingsPlan": "savings_plan_",
+    "discount": "discount_", "splitLineItem": "split_line_item_",
+}
+
+
+def legacy_column_name(header: str) -> str | None:
+    """`lineItem/UnblendedCost` -> `line_item_unblended_cost`, as AWS's Athena integration names it."""
+    category, _, name = header.partition("/")
+    prefix = _LEGACY_CATEGORIES.get(category)
+    return prefix + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() if prefix and name else None
+
+
+LEGACY_FORMAT = Format(
+    table=CUR,
+    columns=tuple(
+        Column(c.name, c.kind, (), c.required) for c in CUR2_FORMAT.columns
+    ),
+    rename=legacy_column_name,
+    families={"product/": "product", "resourceTags/": "resource_tags", "costCategory/": "cost_category"},
+    family_key=lambda column, key: _cur2_map_key(column, key),
+)
+
+
+def _cur2_map_key(column: str, key: str) -> str:
+    """CUR 2.0 spells tag keys with `_` for `:` (`user:team` -> `user_team`), product keys in snake case."""
+    if column == "product":
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+    return key.replace(":", "_")
 
 
 @dataclass(frozen=True)
 class Delivery:
     export_name: str
+    flavour: CurFlavour
     billing_period: str  # YYYY-MM
-    manifest: Path
+    root: str  # the landing zone's URI; a file's label is <root>/<key>
+    manifest: str  # the manifest's landing key
     execution_id: str | None
-    data_files: tuple[Path, ...]
+    data_files: tuple[str, ...]  # landing keys, e.g. <export>/data/BILLING_PERIOD=2026-11/<export>-00001.snappy.parquet
 
     @property
     def key(self) -> str:
         return f"{self.export_name}/BILLING_PERIOD={self.billing_period}"
 
-
-def _local_data_file(uri: str, export_dir: Path, export_name: str) -> Path:
-    """Map a manifest's s3:// data file to the same file under a local copy of the export."""
-    marker = f"/{export_name}/data/"
-    if marker not in uri:
-        raise ValueError(f"data file {uri} is not under the export's data/ folder")
-    return export_dir / "data" / uri.split(marker, 1)[1]
+    def label(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key}"
 
 
-def parse_manifest(path: Path, export_dir: Path, export_name: str) -> Delivery:
+def data_file_marker(export_name: str, flavour: CurFlavour) -> str:
+    """What precedes a data file's landing key in a manifest: CUR 2.0 lists s3:// URIs under
+    `<export>/data/`, legacy CUR lists S3 keys under `<report>/`."""
+    return f"/{export_name}/data/" if flavour == "cur2" else f"/{export_name}/"
+
+
+def parse_manifest(text: bytes, root: str, manifest_key: str, export_name: str, flavour: CurFlavour = "cur2",
+                   ) -> Delivery:
     """Raises ValueError naming what is wrong with the manifest."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"manifest is not valid JSON: {err}") from None
-    files = manifest.get("dataFiles")
+    if not isinstance(manifest, dict):
+        raise ValueError("manifest is not a JSON object")
+    files = manifest.get("dataFiles" if flavour == "cur2" else "reportKeys")
     if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
-        raise ValueError("manifest has no 'dataFiles' list")
+        raise ValueError(f"manifest has no '{'dataFiles' if flavour == 'cur2' else 'reportKeys'}' list")
     start = (manifest.get("billingPeriod") or {}).get("start", "")
-    period = start[:7] if isinstance(start, str) else ""
-    if not PERIOD.match(period):
+    match = PERIOD.match(start) if isinstance(start, str) else None
+    if not match:
         raise ValueError(f"manifest has no valid billingPeriod.start (got {start!r})")
+    marker = data_file_marker(export_name, flavour)
     return Delivery(
         export_name=export_name,
-        billing_period=period,
-        manifest=path,
-        execution_id=manifest.get("executionId"),
-        data_files=tuple(_local_data_file(f, export_dir, export_name) for f in files),
+        flavour=flavour,
+        billing_period=f"{match[1]}-{match[2]}",
+        root=root,
+        manifest=manifest_key,
+        execution_id=manifest.get("executionId") or manifest.get("assemblyId"),
+        data_files=tuple(key_after(f if "://" in f else "/" + f, marker) for f in files),
     )
 
 
-def find_manifests(location: Path, export_name: str) -> list[Path]:
-    return sorted((location / export_name / "metadata").glob("BILLING_PERIOD=*/**/*Manifest.json"))
+def is_manifest(key: str, export_name: str, flavour: CurFlavour = "cur2") -> bool:
+    """CUR 2.0: <export>/metadata/BILLING_PERIOD=YYYY-MM/[...]/<export>-Manifest.json; legacy:
+    <report>/<yyyymmdd-yyyymmdd>/<report>-Manifest.json (the period's current assembly)."""
+    parts = key.split("/")
+    if flavour == "cur2":
+        return (len(parts) >= 4 and parts[:2] == [export_name, "metadata"]
+                and parts[2].startswith("BILLING_PERIOD=") and parts[-1].endswith("Manifest.json"))
+    return (len(parts) == 3 and parts[0] == export_name and re.fullmatch(r"\d{8}-\d{8}", parts[1]) is not None
+            and parts[2] == f"{export_name}-Manifest.json")
 
 
 def _conform(table: pa.Table) -> pa.Table:
@@ -78,45 +148,61 @@ def _conform(table: pa.Table) -> pa.Table:
             columns.append(table[f.name].cast(f.type))
         else:
             columns.append(pa.nulls(table.num_rows, f.type))
-    return pa.table(columns, schema=CUR2_SCHEMA)
+    extra = table["x_extra"] if "x_extra" in table.column_names else pa.nulls(table.num_rows, pa.string())
+    return pa.table([*columns, extra], schema=CONFORMED_SCHEMA)
 
 
-def read_delivery(delivery: Delivery) -> Parsed:
-    """Every line item of one delivery, with the file and row each came from."""
-    parsed = Parsed(str(delivery.manifest))
+def _read_parquet(path: Path, parsed: Parsed, label: str) -> pa.Table | None:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        parsed.reject(None, f"unreadable Parquet: {err}", label)
+        return None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        parsed.reject(None, f"schema drift: missing required columns {', '.join(missing)}", label)
+        return None
+    return table.append_column("_row_number", pa.array(range(1, table.num_rows + 1), pa.int64()))
+
+
+def _read_data_file(path: Path, flavour: CurFlavour, parsed: Parsed, label: str) -> pa.Table | None:
+    if path.name.endswith(".parquet"):
+        return _read_parquet(path, parsed, label)
+    return read_csv(path, CUR2_FORMAT if flavour == "cur2" else LEGACY_FORMAT, parsed, label)
+
+
+def read_delivery(delivery: Delivery, fetch: Callable[[str], Path | None]) -> Parsed:
+    """Every line item of one delivery, with the file and row each came from. `fetch` gives a
+    data file's local copy, or None when the landing zone does not have it."""
+    parsed = Parsed(delivery.label(delivery.manifest))
     parts = []
-    for path in delivery.data_files:
-        try:
-            table = pq.read_table(path)
-        except FileNotFoundError:
-            parsed.reject(None, "listed in the manifest but missing", str(path))
+    for key in delivery.data_files:
+        label = delivery.label(key)
+        path = fetch(key)
+        if path is None:
+            parsed.reject(None, "listed in the manifest but missing", label)
             continue
-        except (pa.ArrowInvalid, OSError) as err:
-            parsed.reject(None, f"unreadable Parquet: {err}", str(path))
-            continue
-        missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-        if missing:
-            parsed.reject(None, f"schema drift: missing columns {', '.join(missing)}", str(path))
+        table = _read_data_file(path, delivery.flavour, parsed, label)
+        if table is None:
             continue
         try:
+            rows = table["_row_number"]
             table = _conform(table)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-            parsed.reject(None, f"schema drift: a column has an unexpected type ({err})", str(path))
+            parsed.reject(None, f"schema drift: a column has an unexpected type ({err})", label)
             continue
-        row_numbers = pa.array(range(1, table.num_rows + 1), pa.int64())
         bad = pc.or_kleene(
             pc.or_kleene(pc.is_null(table["line_item_unblended_cost"]),
                          pc.is_null(table["line_item_usage_start_date"])),
             pc.is_null(table["line_item_line_item_type"]),
         )
-        for n in pc.filter(row_numbers, bad).to_pylist():
-            parsed.reject(n, "line item without cost, usage start or line item type", str(path))
+        for n in pc.filter(rows, bad).to_pylist():
+            parsed.reject(n, "line item without cost, usage start or line item type", label)
         good = pc.invert(bad)
         table = table.filter(good)
-        table = table.append_column("_source_file", pa.array([str(path)] * table.num_rows, pa.string()))
-        table = table.append_column("_row_number", pc.filter(row_numbers, good))
+        table = table.append_column("_source_file", pa.array([label] * table.num_rows, pa.string()))
+        table = table.append_column("_row_number", pc.filter(rows, good))
         parts.append(table)
     if parts:
         parsed.tables[CUR] = pa.concat_tables(parts)
     return parsed
-

@@ -30,10 +30,15 @@ class _Strict(BaseModel):
 
 
 class AwsCurSource(_Strict):
-    """An AWS Data Exports (CUR 2.0) export: `<location>/<export_name>/{data,metadata}/BILLING_PERIOD=...`."""
+    """An AWS cost and usage report and its manifests.
+
+    cur2: Data Exports, `<location>/<export_name>/{data,metadata}/BILLING_PERIOD=YYYY-MM/...`;
+    legacy: `<location>/<export_name>/<yyyymmdd-yyyymmdd>/<export_name>-Manifest.json` (the report name).
+    """
 
     location: str = Field(description="Folder or s3://bucket/prefix that holds the export folder")
     export_name: str
+    format: Literal["cur2", "legacy"] = "cur2"
 
 
 class FileSource(_Strict):
@@ -42,6 +47,10 @@ class FileSource(_Strict):
 
 class Sources(_Strict):
     aws_cur: list[AwsCurSource] = []
+    gcp_billing: list[FileSource] = Field([], description="GCP detailed export extracts (JSONL or Parquet)")
+    focus: list[FileSource] = Field([], description="FOCUS 1.0-1.3 exports of any provider (CSV or Parquet)")
+    azure_cost_details: list[FileSource] = []
+    oci_cost_reports: list[FileSource] = []
     nvml: list[FileSource] = []
     gateway: list[FileSource] = []
 
@@ -104,7 +113,12 @@ class Energy(_Strict):
 
 
 class Billing(_Strict):
-    team_tag: str = Field("user_team", description="resource tag key whose value names the team")
+    team_tags: list[str] = Field(
+        ["user_team", "user:team", "team"],
+        description="tag (label) keys whose value names a resource's team, the first present wins: CUR 2.0 "
+        "writes user_team, FOCUS exports user:team, GCP labels and Azure tags team",
+        min_length=1,
+    )
 
 
 class TeamResolution(_Strict):

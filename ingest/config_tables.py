@@ -17,14 +17,13 @@ def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 def settings_table(cfg: Config) -> pa.Table:
     schema = pa.schema([
-        ("currency", pa.string()), ("team_tag", pa.string()), ("metadata_team_field", pa.string()),
+        ("currency", pa.string()), ("metadata_team_field", pa.string()),
         ("shared_cost_policy", pa.string()), ("token_weight_input", pa.float64()),
         ("token_weight_cached_input", pa.float64()), ("token_weight_output", pa.float64()),
         ("pue", pa.float64()), ("grid_kg_co2e_per_kwh", pa.float64()),
     ])
     return _table([{
         "currency": cfg.currency,
-        "team_tag": cfg.billing.team_tag,
         "metadata_team_field": cfg.team_resolution.metadata_field,
         "shared_cost_policy": cfg.shared_costs.policy,
         "token_weight_input": cfg.token_weights.input,
@@ -33,6 +32,11 @@ def settings_table(cfg: Config) -> pa.Table:
         "pue": cfg.energy.pue,
         "grid_kg_co2e_per_kwh": cfg.energy.grid_kg_co2e_per_kwh,
     }], schema)
+
+
+def team_tag_keys_table(cfg: Config) -> pa.Table:
+    schema = pa.schema([("tag_key", pa.string()), ("priority", pa.int32())])
+    return _table([{"tag_key": k, "priority": i} for i, k in enumerate(cfg.billing.team_tags)], schema)
 
 
 def team_identities_table(cfg: Config) -> pa.Table:
@@ -67,6 +71,7 @@ def hosts_table(cfg: Config) -> pa.Table:
 CONFIG_TABLES = {
     "settings": settings_table,
     "team_identities": team_identities_table,
+    "team_tag_keys": team_tag_keys_table,
     "workloads": workloads_table,
     "workload_models": workload_models_table,
     "hosts": hosts_table,

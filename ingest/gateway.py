@@ -78,8 +78,9 @@ def _metadata(obj: dict) -> str | None:
     return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
 
-def read_gateway_file(path: Path) -> Parsed:
-    parsed = Parsed(str(path))
+def read_gateway_file(path: Path, label: str | None = None) -> Parsed:
+    """`label` names the file in rows and quarantine (its landing URI; the local path by default)."""
+    parsed = Parsed(label or str(path))
     rows: list[tuple] = []
     for number, obj in iter_json_lines(parsed, path):
         try:

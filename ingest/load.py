@@ -1,4 +1,4 @@
-"""Load a source's landing zone into the warehouse: skip what is unchanged, replace what changed."""
+"""Load a source's landing zones into the warehouse: skip what is unchanged, replace what changed."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from pathlib import Path
 import duckdb
 
 from ingest import aws_cur
-from ingest.files import Parsed, fingerprint
-from ingest.warehouse import already_ingested, load_parsed
+from ingest.files import Parsed
+from ingest.landing import Landing, LandingFile
+from ingest.warehouse import already_ingested, duplicate_of, load_parsed
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[[Path], Parsed]
+Reader = Callable[[Path, str], Parsed]
 
 
 @dataclass
@@ -53,39 +54,32 @@ class LoadReport:
                 f"{rows}; {self.quarantined} quarantined")
 
 
-def local_root(location: str) -> Path:
-    if location.startswith("s3://"):
-        raise NotImplementedError(
-            f"{location}: reading sources from S3 is not supported yet; copy the files to a folder "
-            "(for example with `aws s3 sync`) and point the source at it"
-        )
-    root = Path(location)
-    if not root.is_dir():
-        raise FileNotFoundError(f"source location {root} does not exist or is not a folder")
-    return root
+def label(landing: Landing, f: LandingFile) -> str:
+    """How a file is named in rows and the quarantine: its path, or its s3:// URI."""
+    return f"{landing.uri.rstrip('/')}/{f.key}"
 
 
-def list_files(locations: Iterable[str], suffixes: tuple[str, ...]) -> list[Path]:
-    """Complete files under the locations; a collector's in-progress `.tmp` files never match."""
-    return sorted(
-        p for location in locations for p in local_root(location).rglob("*")
-        if p.is_file() and p.name.endswith(suffixes)
-    )
+def list_files(landings: Iterable[Landing], suffixes: tuple[str, ...]) -> list[tuple[Landing, LandingFile]]:
+    """Complete files of the landing zones; a collector's in-progress `.tmp` files never match."""
+    return [(landing, f) for landing in landings for f in landing.list(suffixes)]
 
 
-def load_files(con: duckdb.DuckDBPyConnection, source: str, files: Iterable[Path], reader: Reader,
-               progress: Callable[[str], None] = log.info) -> LoadReport:
+def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[Landing, LandingFile]],
+               reader: Reader, progress: Callable[[str], None] = log.info) -> LoadReport:
     report = LoadReport(source)
-    files = list(files)
     last = time.monotonic()
-    for i, path in enumerate(files, start=1):
+    for i, (landing, f) in enumerate(files, start=1):
         report.seen += 1
-        fp = fingerprint(path)
-        if already_ingested(con, source, fp.path, fp.sha256):
+        name = label(landing, f)
+        if already_ingested(con, source, name, f.version):
             report.unchanged += 1
             continue
-        parsed = reader(path)
-        load_parsed(con, source, parsed, fp.path, {"_source_file": fp.path}, fp.size, fp.sha256)
+        if original := duplicate_of(con, source, name, f.version):
+            parsed = Parsed(name)
+            parsed.reject(None, f"duplicate of {original} (same bytes): not loaded again")
+        else:
+            parsed = reader(landing.local_path(f), name)
+        load_parsed(con, source, parsed, name, {"_source_file": name}, f.size, f.version)
         report.add(parsed)
         if time.monotonic() - last > 5 or i == len(files):
             progress(f"{source}: {i}/{len(files)} files, {sum(report.rows.values()):,} rows loaded so far")
@@ -93,57 +87,66 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: Iterable[Path
     return report
 
 
-def _delivery_fingerprint(delivery: aws_cur.Delivery) -> tuple[int, str]:
-    digest = hashlib.sha256(delivery.manifest.read_bytes())
-    size = 0
-    for path in delivery.data_files:
-        if path.is_file():
-            fp = fingerprint(path)
-            size += fp.size
-            digest.update(fp.sha256.encode())
-        else:
-            digest.update(b"missing:" + str(path).encode())
-    return size, digest.hexdigest()
+CUR_SUFFIXES = ("Manifest.json", ".parquet", ".csv", ".csv.gz")
 
 
-def newest_deliveries(location: str, export_name: str) -> tuple[list[aws_cur.Delivery], list[Parsed]]:
-    """The latest delivery of each billing period, and a rejection for each unreadable manifest."""
-    root = local_root(location)
-    by_period: dict[str, aws_cur.Delivery] = {}
+def newest_deliveries(landing: Landing, export_name: str, flavour: aws_cur.CurFlavour = "cur2",
+                      ) -> tuple[list[aws_cur.Delivery], list[Parsed], dict[str, LandingFile]]:
+    """The latest delivery of each billing period (by when its manifest was written), a rejection
+    for each unusable manifest, and the export's files by landing key."""
+    files = {f.key: f for f in landing.list(CUR_SUFFIXES) if f.key.startswith(f"{export_name}/")}
+    newest: dict[str, tuple[float, aws_cur.Delivery]] = {}
     rejected: list[Parsed] = []
-    for manifest in aws_cur.find_manifests(root, export_name):
+    for key, f in sorted(files.items()):
+        if not aws_cur.is_manifest(key, export_name, flavour):
+            continue
         try:
-            delivery = aws_cur.parse_manifest(manifest, root / export_name, export_name)
+            text = landing.local_path(f).read_bytes()
+            delivery = aws_cur.parse_manifest(text, landing.uri, key, export_name, flavour)
         except ValueError as err:
-            bad = Parsed(str(manifest))
+            bad = Parsed(label(landing, f))
             bad.reject(None, f"unusable manifest: {err}")
             rejected.append(bad)
             continue
-        current = by_period.get(delivery.billing_period)
-        if current is None or manifest.stat().st_mtime > current.manifest.stat().st_mtime:
-            by_period[delivery.billing_period] = delivery
-    return [by_period[p] for p in sorted(by_period)], rejected
+        current = newest.get(delivery.billing_period)
+        if current is None or f.modified >= current[0]:
+            newest[delivery.billing_period] = (f.modified, delivery)
+    return [newest[p][1] for p in sorted(newest)], rejected, files
 
 
-def load_aws_cur(con: duckdb.DuckDBPyConnection, location: str, export_name: str,
-                 progress: Callable[[str], None] = log.info) -> LoadReport:
+def _delivery_version(delivery: aws_cur.Delivery, files: dict[str, LandingFile]) -> tuple[int, str]:
+    """A delivery changes when its manifest or any file it lists does."""
+    digest = hashlib.sha256()
+    size = 0
+    for key in (delivery.manifest, *delivery.data_files):
+        f = files.get(key)
+        digest.update(f"{key}={f.version if f else 'missing'};".encode())
+        size += f.size if f else 0
+    return size, digest.hexdigest()
+
+
+def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: str,
+                 flavour: aws_cur.CurFlavour = "cur2", progress: Callable[[str], None] = log.info) -> LoadReport:
     """Each billing period's newest delivery replaces whatever was loaded for that period."""
     report = LoadReport(aws_cur.CUR)
-    deliveries, rejected = newest_deliveries(location, export_name)
+    deliveries, rejected, files = newest_deliveries(landing, export_name, flavour)
     for bad in rejected:
-        fp = fingerprint(Path(bad.source_file))
         report.seen += 1
-        load_parsed(con, aws_cur.CUR, bad, fp.path, {}, fp.size, fp.sha256)
+        load_parsed(con, aws_cur.CUR, bad, bad.source_file, {}, 0, "unusable")
         report.add(bad)
     for delivery in deliveries:
         report.seen += 1
-        size, digest = _delivery_fingerprint(delivery)
-        if already_ingested(con, aws_cur.CUR, delivery.key, digest):
+        size, version = _delivery_version(delivery, files)
+        if already_ingested(con, aws_cur.CUR, delivery.key, version):
             report.unchanged += 1
             continue
-        parsed = aws_cur.read_delivery(delivery)
+
+        def fetch(key: str) -> Path | None:
+            return landing.local_path(files[key]) if key in files else None
+
+        parsed = aws_cur.read_delivery(delivery, fetch)
         scope = {"_export_name": export_name, "_billing_period": delivery.billing_period}
-        load_parsed(con, aws_cur.CUR, parsed, delivery.key, scope, size, digest)
+        load_parsed(con, aws_cur.CUR, parsed, delivery.key, scope, size, version)
         report.add(parsed)
         progress(f"aws_cur: {delivery.key} loaded ({parsed.rows:,} line items, {len(parsed.quarantined)} quarantined)")
     return report

@@ -79,8 +79,9 @@ def _process_row(p: object, ts: datetime, host: str, gpu_uuid: str) -> tuple:
     )
 
 
-def read_nvml_file(path: Path) -> Parsed:
-    parsed = Parsed(str(path))
+def read_nvml_file(path: Path, label: str | None = None) -> Parsed:
+    """`label` names the file in rows and quarantine (its landing URI; the local path by default)."""
+    parsed = Parsed(label or str(path))
     samples: list[tuple] = []
     processes: list[tuple] = []
     for number, obj in iter_json_lines(parsed, path):

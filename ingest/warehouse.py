@@ -56,15 +56,41 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         con.close()
 
 
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a query, with the result read to the end: DuckDB refuses other work on a
+    connection whose last result is still open."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> object:
+    row = first_row(con, sql, params)
+    return row[0] if row else None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
 def already_ingested(con: duckdb.DuckDBPyConnection, source: str, scope: str, sha256: str) -> bool:
-    row = con.execute(
-        f"select sha256 from {RAW}.ingested_files where source = ? and scope = ?", [source, scope]
-    ).fetchone()
-    return row is not None and row[0] == sha256
+    return scalar(con, f"select sha256 from {RAW}.ingested_files where source = ? and scope = ?",
+                  [source, scope]) == sha256
+
+
+def duplicate_of(con: duckdb.DuckDBPyConnection, source: str, scope: str, sha256: str) -> str | None:
+    """Another file of the same source with the same bytes: a copy whose rows would count twice."""
+    return scalar(
+        con,
+        f"select scope from {RAW}.ingested_files where source = ? and sha256 = ? and scope <> ? and rows_loaded > 0",
+        [source, sha256, scope],
+    )
+
+
+def ensure_raw_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, scope_columns: list[str]) -> None:
+    """The raw table, empty when nothing was loaded yet, so the SQL over it always runs."""
+    con.register("incoming", schema.empty_table())
+    _ensure_table(con, name, dict.fromkeys(scope_columns, ""))
+    con.unregister("incoming")
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, name: str, scope_columns: Mapping[str, str]) -> None:
@@ -73,6 +99,14 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, name: str, scope_columns: Mapp
         f"create table if not exists {RAW}.{name} as "
         f"select *{extra}, cast(null as timestamp) as _ingested_at from incoming limit 0"
     )
+    # A newer gpuledger may read more columns than the table was created with: add them (null for
+    # the rows loaded before) rather than make anyone drop raw history.
+    existing = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [RAW, name]
+    ).fetchall()}
+    for column, column_type in con.execute("select column_name, column_type from (describe incoming)").fetchall():
+        if column not in existing:
+            con.execute(f'alter table {RAW}.{name} add column "{column}" {column_type}')
 
 
 def load_parsed(
@@ -126,6 +160,6 @@ def replace_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, table:
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-    ).fetchone()[0] > 0
+    return scalar(
+        con, "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+    ) > 0

@@ -11,6 +11,7 @@ import duckdb
 from pydantic import Field
 
 from ingest.config import Config, config_path_from_env, load_config
+from ingest.landing import Landing, open_landing
 from ingest.warehouse import connect
 
 # Every step that writes the DuckDB file runs in this pool (limit 1 in dagster.yaml): DuckDB
@@ -32,6 +33,11 @@ class GpuledgerResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         _ = self.config  # a bad config fails here, before any asset does work
+
+    def landing(self, location: str) -> Landing:
+        """A source location as a landing zone; S3 objects are cached beside the warehouse."""
+        cfg = self.config
+        return open_landing(cfg.resolve(location), cfg.warehouse_path.parent / "landing-cache")
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -24,7 +24,8 @@ def test_the_shipped_example_is_valid_and_resolves_relative_paths():
 def test_defaults_when_the_file_is_empty(tmp_path):
     cfg = load_config(write(tmp_path, ""))
     assert cfg.warehouse_path == tmp_path / "data" / "gpuledger.duckdb"
-    assert (cfg.currency, cfg.shared_costs.policy, cfg.billing.team_tag) == ("USD", "proportional", "user_team")
+    assert (cfg.currency, cfg.shared_costs.policy) == ("USD", "proportional")
+    assert cfg.billing.team_tags == ["user_team", "user:team", "team"]
 
 
 def test_path_comes_from_the_environment(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ import time
 from test_readers import cur_rows, jsonl, request, write_delivery
 
 from ingest import gateway
-from ingest.load import load_aws_cur, load_files
+from ingest.landing import LocalLanding
+from ingest.load import list_files, load_aws_cur, load_files
 from ingest.warehouse import connect
 
 
@@ -20,7 +21,7 @@ def test_a_restated_billing_period_replaces_the_earlier_delivery(tmp_path):
     write_delivery(landing, "2026-10", {"p-1.parquet": cur_rows(4, cost=2.0)})
     write_delivery(landing, "2026-11", {"n-1.parquet": cur_rows(3, cost=1.0)})
     with connect(tmp_path / "wh.duckdb") as con:
-        first = load_aws_cur(con, str(landing), "cur")
+        first = load_aws_cur(con, LocalLanding(landing), "cur")
         assert (first.loaded, first.rows["aws_cur"]) == (2, 7)
         assert total(con, "select sum(line_item_unblended_cost) from raw.aws_cur") == 11.0
 
@@ -29,13 +30,13 @@ def test_a_restated_billing_period_replaces_the_earlier_delivery(tmp_path):
         restated = {"n-2a.parquet": cur_rows(2, 1.25), "n-2b.parquet": cur_rows(2, 1.25)}
         manifest = write_delivery(landing, "2026-11", restated)
         os.utime(manifest, (time.time() + 5, time.time() + 5))
-        second = load_aws_cur(con, str(landing), "cur")
+        second = load_aws_cur(con, LocalLanding(landing), "cur")
         assert (second.loaded, second.unchanged) == (1, 1)  # October untouched
         rows = con.execute("""select _billing_period, count(*), sum(line_item_unblended_cost)
                               from raw.aws_cur group by 1 order by 1""").fetchall()
         assert rows == [("2026-10", 4, 8.0), ("2026-11", 4, 5.0)]
 
-        third = load_aws_cur(con, str(landing), "cur")
+        third = load_aws_cur(con, LocalLanding(landing), "cur")
         assert (third.loaded, third.unchanged) == (0, 2)
 
 
@@ -46,7 +47,7 @@ def test_an_unusable_manifest_is_quarantined_and_the_others_load(tmp_path):
     broken.mkdir(parents=True)
     (broken / "cur-Manifest.json").write_text("{truncated")
     with connect(tmp_path / "wh.duckdb") as con:
-        report = load_aws_cur(con, str(landing), "cur")
+        report = load_aws_cur(con, LocalLanding(landing), "cur")
         assert report.rows["aws_cur"] == 1
         (reason,), = con.execute("select reason from raw.quarantine").fetchall()
         assert reason.startswith("unusable manifest: manifest is not valid JSON")
@@ -57,7 +58,7 @@ def test_files_load_once_and_a_changed_file_replaces_its_rows(tmp_path):
     folder.mkdir()
     a = jsonl(folder / "a.jsonl", [request(request_id="a1"), request(request_id="a2"), b"{oops"])
     jsonl(folder / "b.jsonl", [request(request_id="b1")])
-    files = sorted(folder.iterdir())
+    files = list_files([LocalLanding(folder)], gateway.FILE_SUFFIXES)
     with connect(tmp_path / "wh.duckdb") as con:
         first = load_files(con, "gateway", files, gateway.read_gateway_file)
         assert (first.loaded, first.rows["gateway_requests"], first.quarantined) == (2, 3, 1)
@@ -69,7 +70,8 @@ def test_files_load_once_and_a_changed_file_replaces_its_rows(tmp_path):
         assert total(con, "select count(*) from raw.gateway_requests") == 3
 
         jsonl(a, [request(request_id="a1"), request(request_id="a2"), request(request_id="a3")])  # file fixed
-        fixed = load_files(con, "gateway", files, gateway.read_gateway_file)
+        fixed = load_files(con, "gateway", list_files([LocalLanding(folder)], gateway.FILE_SUFFIXES),
+                           gateway.read_gateway_file)
         assert (fixed.loaded, fixed.unchanged) == (1, 1)
         assert sorted(r[0] for r in con.execute("select request_id from raw.gateway_requests").fetchall()) == [
             "a1", "a2", "a3", "b1"]

@@ -10,6 +10,7 @@ import pytest
 
 from ingest import aws_cur, gateway, nvml
 from ingest.aws_cur_schema import CUR2_SCHEMA
+from ingest.landing import LocalLanding
 
 
 def jsonl(path: Path, lines: list, gz: bool = False) -> Path:
@@ -185,12 +186,18 @@ def cur_rows(n: int, cost: float = 1.5) -> pa.Table:
     })
 
 
+def read(root: Path, manifest: Path) -> aws_cur.Parsed:
+    key = str(manifest.relative_to(root))
+    delivery = aws_cur.parse_manifest(manifest.read_bytes(), LocalLanding(root).uri, key, "cur")
+    return aws_cur.read_delivery(delivery, lambda k: root / k if (root / k).is_file() else None)
+
+
 def test_a_delivery_is_the_files_its_manifest_lists(tmp_path):
     manifest = write_delivery(tmp_path, "2026-11", {"a.parquet": cur_rows(3), "b.parquet": cur_rows(2)},
                               manifest_files=["a.parquet"])
-    delivery = aws_cur.parse_manifest(manifest, tmp_path / "cur", "cur")
-    assert delivery.billing_period == "2026-11"
-    parsed = aws_cur.read_delivery(delivery)
+    delivery = aws_cur.parse_manifest(manifest.read_bytes(), str(tmp_path), "m", "cur")
+    assert (delivery.billing_period, delivery.data_files) == ("2026-11", ("cur/data/BILLING_PERIOD=2026-11/a.parquet",))
+    parsed = read(tmp_path, manifest)
     table = parsed.tables[aws_cur.CUR]
     assert table.num_rows == 3  # b.parquet sits in the folder but is not part of this delivery
     assert table.schema.names[: len(CUR2_SCHEMA)] == CUR2_SCHEMA.names  # columns the export left out are null
@@ -207,7 +214,7 @@ def test_a_delivery_quarantines_missing_drifted_and_incomplete_parts(tmp_path):
          "drift.parquet": cur_rows(2).drop(["line_item_usage_type"])},
         manifest_files=["ok.parquet", "rows.parquet", "drift.parquet", "gone.parquet", "junk.parquet"],
     )
-    parsed = aws_cur.read_delivery(aws_cur.parse_manifest(manifest, tmp_path / "cur", "cur"))
+    parsed = read(tmp_path, manifest)
     assert parsed.tables[aws_cur.CUR].num_rows == 4  # ok.parquet and the two good rows of rows.parquet
     reasons = sorted((Path(q.source_file).name, q.row_number, q.reason.split(":")[0]) for q in parsed.quarantined)
     assert reasons == [
@@ -225,7 +232,5 @@ def test_a_delivery_quarantines_missing_drifted_and_incomplete_parts(tmp_path):
      ('{"dataFiles": ["s3://b/p/cur/data/x.parquet"], "billingPeriod": {}}', "no valid billingPeriod.start")],
 )
 def test_an_unusable_manifest_says_why(tmp_path, manifest, reason):
-    path = tmp_path / "cur-Manifest.json"
-    path.write_text(manifest)
     with pytest.raises(ValueError, match=reason):
-        aws_cur.parse_manifest(path, tmp_path, "cur")
+        aws_cur.parse_manifest(manifest.encode(), str(tmp_path), "cur-Manifest.json", "cur")

@@ -40,3 +40,34 @@
 {% macro default__indexes_below(count_column) -%}
     unnest(range({{ count_column }}))
 {%- endmacro %}
+
+{# 'YYYY-MM' of a timestamp: the billing period key of the ledger and the reconciliation. #}
+{% macro period_of(timestamp_column) -%}
+    {{ return(adapter.dispatch('period_of', 'gpuledger')(timestamp_column)) }}
+{%- endmacro %}
+
+{% macro default__period_of(timestamp_column) -%}
+    strftime({{ timestamp_column }}, '%Y-%m')
+{%- endmacro %}
+
+{# The first capture group of a regular expression, or null. #}
+{% macro regexp_capture(text_column, pattern) -%}
+    {{ return(adapter.dispatch('regexp_capture', 'gpuledger')(text_column, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regexp_capture(text_column, pattern) -%}
+    nullif(regexp_extract({{ text_column }}, '{{ pattern }}', 1), '')
+{%- endmacro %}
+
+{# Two JSON objects merged, keys of the second winning. #}
+{% macro json_merge(first_json, second_json) -%}
+    {{ return(adapter.dispatch('json_merge', 'gpuledger')(first_json, second_json)) }}
+{%- endmacro %}
+
+{% macro default__json_merge(first_json, second_json) -%}
+    case
+        when {{ first_json }} is null then {{ second_json }}
+        when {{ second_json }} is null then {{ first_json }}
+        else cast(json_merge_patch({{ first_json }}, {{ second_json }}) as varchar)
+    end
+{%- endmacro %}

@@ -1,13 +1,12 @@
-"""Cloud billing exports into `raw`."""
-
+"""Cloud billing exports into `raw`: AWS CUR (by manifest and billing period), GCP's detailed
+export, native FOCUS exports, Azure cost details and OCI cost reports."""
 
 import dagster as dg
 
-from ingest import aws_cur
-from ingest.aws_cur_schema import CUR2_SCHEMA
+from ingest import aws_cur, azure, focus, gcp_billing, oci
 from ingest.load import LoadReport, load_aws_cur
 from ingest.warehouse import RAW
-from orchestration.assets._metadata import ingest_results, no_quarantine_spec
+from orchestration.assets._ingest import FileFamily, file_family_asset, ingest_results, no_quarantine_spec
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
 AWS_CUR = dg.AssetKey([RAW, aws_cur.CUR])
@@ -18,8 +17,8 @@ AWS_CUR = dg.AssetKey([RAW, aws_cur.CUR])
     group_name="billing",
     kinds={"aws", "duckdb"},
     owners=["team:platform"],
-    description="AWS CUR 2.0 line items: the newest delivery of each billing period, read from its manifest; "
-    "a restated period replaces the earlier delivery.",
+    description="AWS CUR 2.0 (Parquet or csv.gz) and legacy CUR line items: the newest delivery of each billing "
+    "period, read from its manifest; a restated period replaces the earlier delivery.",
     check_specs=[no_quarantine_spec(AWS_CUR)],
     pool=WRITER_POOL,
 )
@@ -27,6 +26,58 @@ def aws_cur_line_items(context: dg.AssetExecutionContext, gpuledger: GpuledgerRe
     report = LoadReport(aws_cur.CUR)
     with gpuledger.connect() as con:
         for source in gpuledger.config.sources.aws_cur:
-            location = gpuledger.config.resolve(source.location)
-            report.merge(load_aws_cur(con, location, source.export_name, context.log.info))
-        yield from ingest_results(context, con, report, {AWS_CUR: CUR2_SCHEMA})
+            landing = gpuledger.landing(source.location)
+            report.merge(load_aws_cur(con, landing, source.export_name, source.format, context.log.info))
+        yield from ingest_results(context, con, report, {AWS_CUR: aws_cur.RAW_SCHEMA},
+                                  ["_export_name", "_billing_period"])
+
+
+GCP = FileFamily(
+    name="gcp_billing",
+    group="billing",
+    kinds=frozenset({"gcp", "duckdb"}),
+    tables={
+        gcp_billing.EXPORT: (gcp_billing.EXPORT_SCHEMA, "Google Cloud detailed usage cost export rows (from "
+                             "BigQuery extracts), flattened; row_hash identifies a row across overlapping extracts."),
+        gcp_billing.CREDITS: (gcp_billing.CREDIT_SCHEMA, "The credits of each GCP export row, one row per credit."),
+    },
+    suffixes=gcp_billing.FILE_SUFFIXES,
+    reader=gcp_billing.read_gcp_file,
+    locations=lambda cfg: cfg.sources.gcp_billing,
+    description="GCP detailed billing export extracts (JSONL or Parquet).",
+)
+FOCUS = FileFamily(
+    name="focus",
+    group="billing",
+    kinds=frozenset({"focus", "duckdb"}),
+    tables={focus.FOCUS: (focus.FOCUS_FORMAT.schema, "Native FOCUS 1.0-1.3 export rows of any provider; FOCUS "
+                          "columns in snake_case, provider x_ columns as JSON.")},
+    suffixes=focus.FILE_SUFFIXES,
+    reader=focus.read_focus_file,
+    locations=lambda cfg: cfg.sources.focus,
+    description="FOCUS exports (AWS, Azure, GCP, OCI), CSV or Parquet.",
+)
+AZURE = FileFamily(
+    name="azure_cost_details",
+    group="billing",
+    kinds=frozenset({"azure", "duckdb"}),
+    tables={azure.AZURE: (azure.AZURE_FORMAT.schema, "Azure cost details (EA / MCA) export rows.")},
+    suffixes=azure.FILE_SUFFIXES,
+    reader=azure.read_azure_file,
+    locations=lambda cfg: cfg.sources.azure_cost_details,
+    description="Azure Cost Management cost details exports (CSV).",
+)
+OCI = FileFamily(
+    name="oci_cost_reports",
+    group="billing",
+    kinds=frozenset({"oci", "duckdb"}),
+    tables={oci.OCI: (oci.OCI_FORMAT.schema, "Oracle Cloud cost report rows, defined tags as JSON.")},
+    suffixes=oci.FILE_SUFFIXES,
+    reader=oci.read_oci_file,
+    locations=lambda cfg: cfg.sources.oci_cost_reports,
+    description="Oracle Cloud cost reports (CSV).",
+)
+gcp_billing_export = file_family_asset(GCP)
+focus_charges = file_family_asset(FOCUS)
+azure_cost_details = file_family_asset(AZURE)
+oci_cost_report = file_family_asset(OCI)

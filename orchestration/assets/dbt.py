@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from ingest.warehouse import table_exists
+from ingest.warehouse import scalar, table_exists
 from orchestration.project import dbt_project
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
@@ -47,6 +47,6 @@ def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpu
             if isinstance(event, dg.Output):
                 schema, table = context.asset_key_for_output(event.output_name).path
                 if table_exists(con, schema, table):
-                    rows = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+                    rows = scalar(con, f'select count(*) from "{schema}"."{table}"')
                     event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
             yield event

@@ -1,30 +1,18 @@
 """LLM serving logs into `raw` (never any prompt or completion text)."""
 
-
-import dagster as dg
-
 from ingest import gateway
-from ingest.load import list_files, load_files
-from ingest.warehouse import RAW
-from orchestration.assets._metadata import ingest_results, no_quarantine_spec
-from orchestration.resources import WRITER_POOL, GpuledgerResource
+from orchestration.assets._ingest import FileFamily, file_family_asset
 
-GATEWAY_REQUESTS = dg.AssetKey([RAW, gateway.REQUESTS])
-
-
-@dg.asset(
-    key=GATEWAY_REQUESTS,
-    group_name="serving",
-    kinds={"openai", "duckdb"},
-    owners=["team:platform"],
-    description="One row per OpenAI-compatible gateway log line: model, key hash and alias, user, status, "
-    "token usage. Prompt and completion text is never read.",
-    check_specs=[no_quarantine_spec(GATEWAY_REQUESTS)],
-    pool=WRITER_POOL,
+GATEWAY = FileFamily(
+    name="gateway",
+    group="serving",
+    kinds=frozenset({"openai", "duckdb"}),
+    tables={gateway.REQUESTS: (gateway.REQUEST_SCHEMA, "One row per OpenAI-compatible gateway log line: model, "
+                               "key hash and alias, user, status, token usage. Prompt and completion text is "
+                               "never read.")},
+    suffixes=gateway.FILE_SUFFIXES,
+    reader=gateway.read_gateway_file,
+    locations=lambda cfg: cfg.sources.gateway,
+    description="OpenAI-compatible gateway request logs into raw.gateway_requests.",
 )
-def gateway_requests(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
-    cfg = gpuledger.config
-    files = list_files([cfg.resolve(s.location) for s in cfg.sources.gateway], gateway.FILE_SUFFIXES)
-    with gpuledger.connect() as con:
-        report = load_files(con, "gateway", files, gateway.read_gateway_file, context.log.info)
-        yield from ingest_results(context, con, report, {GATEWAY_REQUESTS: gateway.REQUEST_SCHEMA})
+gateway_requests = file_family_asset(GATEWAY)

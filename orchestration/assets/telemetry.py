@@ -1,41 +1,32 @@
 """GPU telemetry into `raw`, and which workload each GPU process belongs to."""
 
-
 import dagster as dg
 
 from ingest import nvml
-from ingest.load import list_files, load_files
 from ingest.warehouse import CONFIG, RAW, replace_table, table_exists
 from ingest.workloads import ProcessSignature, resolve_all
-from orchestration.assets._metadata import ingest_results, no_quarantine_spec
+from orchestration.assets._ingest import FileFamily, file_family_asset
 from orchestration.assets.config_tables import CONFIG_KEYS
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
-GPU_SAMPLES = dg.AssetKey([RAW, nvml.GPU_SAMPLES])
+NVML = FileFamily(
+    name="nvml",
+    group="telemetry",
+    kinds=frozenset({"nvml", "duckdb"}),
+    tables={
+        nvml.GPU_SAMPLES: (nvml.GPU_SAMPLE_SCHEMA,
+                           "One row per GPU per NVML collector sample (utilisation, memory, power, energy)."),
+        nvml.PROCESSES: (nvml.PROCESS_SCHEMA, "One row per compute process on a GPU per sample, with container, "
+                         "pod and allow-listed environment."),
+    },
+    suffixes=nvml.FILE_SUFFIXES,
+    reader=nvml.read_nvml_file,
+    locations=lambda cfg: cfg.sources.nvml,
+    description="gpuledger NVML collector files into raw.nvml_gpu_samples and raw.nvml_processes.",
+)
+nvml_telemetry = file_family_asset(NVML)
 PROCESSES = dg.AssetKey([RAW, nvml.PROCESSES])
 PROCESS_WORKLOADS = dg.AssetKey([CONFIG, "process_workloads"])
-
-
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(GPU_SAMPLES, group_name="telemetry", kinds={"nvml", "duckdb"}, owners=["team:platform"],
-                     description="One row per GPU per NVML collector sample (utilisation, memory, power, energy)."),
-        dg.AssetSpec(PROCESSES, group_name="telemetry", kinds={"nvml", "duckdb"}, owners=["team:platform"],
-                     description="One row per compute process on a GPU per sample, with container, pod and "
-                     "allow-listed environment."),
-    ],
-    check_specs=[no_quarantine_spec(GPU_SAMPLES), no_quarantine_spec(PROCESSES)],
-    pool=WRITER_POOL,
-)
-def nvml_telemetry(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
-    cfg = gpuledger.config
-    files = list_files([cfg.resolve(s.location) for s in cfg.sources.nvml], nvml.FILE_SUFFIXES)
-    context.log.info(f"nvml: {len(files)} collector files under {len(cfg.sources.nvml)} locations")
-    with gpuledger.connect() as con:
-        report = load_files(con, "nvml", files, nvml.read_nvml_file, context.log.info)
-        yield from ingest_results(
-            context, con, report, {GPU_SAMPLES: nvml.GPU_SAMPLE_SCHEMA, PROCESSES: nvml.PROCESS_SCHEMA}
-        )
 
 
 @dg.asset(

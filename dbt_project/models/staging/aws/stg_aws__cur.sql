@@ -1,5 +1,5 @@
-{# CUR 2.0 line items in FOCUS 1.2 shape (snake_case FOCUS names, x_ for AWS extras).
-   EffectiveCost follows AWS's amortisation rules; see the column docs for the mapping. #}
+{# AWS CUR 2.0 and legacy CUR line items in FOCUS 1.2 shape. EffectiveCost follows AWS's
+   amortisation rules; the mapping is documented in _aws__models.yml. #}
 {% set effective_cost %}
     case line_item_line_item_type
         when 'SavingsPlanCoveredUsage' then savings_plan_savings_plan_effective_cost
@@ -8,7 +8,8 @@
         when 'SavingsPlanUpfrontFee' then 0
         when 'DiscountedUsage' then reservation_effective_cost
         when 'RIFee'
-            then reservation_unused_amortized_upfront_fee_for_billing_period + reservation_unused_recurring_fee
+            then coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0)
+                + coalesce(reservation_unused_recurring_fee, 0)
         when 'Fee' then case when coalesce(reservation_reservation_a_r_n, '') <> '' then 0 else line_item_unblended_cost end
         else line_item_unblended_cost
     end
@@ -16,74 +17,101 @@
 
 with source as (
     select * from {{ source('raw', 'aws_cur') }}
-),
-
-renamed as (
-    select
-        _source_file || '#' || cast(_row_number as varchar) as charge_id,
-        'AWS' as provider_name,
-        _billing_period as billing_period,
-        cast(bill_billing_period_start_date as timestamp) as billing_period_start,
-        cast(bill_billing_period_end_date as timestamp) as billing_period_end,
-        bill_payer_account_id as billing_account_id,
-        bill_payer_account_name as billing_account_name,
-        line_item_usage_account_id as sub_account_id,
-        line_item_usage_account_name as sub_account_name,
-        bill_invoice_id as invoice_id,
-        cast(line_item_usage_start_date as timestamp) as charge_period_start,
-        cast(line_item_usage_end_date as timestamp) as charge_period_end,
-        line_item_currency_code as billing_currency,
-        case
-            when line_item_line_item_type = 'Tax' then 'Tax'
-            when line_item_line_item_type in ('Credit', 'Refund', 'BundledDiscount', 'EdpDiscount',
-                                              'PrivateRateDiscount', 'Discount', 'DistributorDiscount')
-                then 'Credit'
-            when line_item_line_item_type in ('Fee', 'RIFee', 'SavingsPlanUpfrontFee',
-                                              'SavingsPlanRecurringFee')
-                then 'Purchase'
-            else 'Usage'
-        end as charge_category,
-        line_item_line_item_description as charge_description,
-        line_item_line_item_type as x_line_item_type,
-        {{ money('coalesce(line_item_net_unblended_cost, line_item_unblended_cost)') }} as billed_cost,
-        {{ money(effective_cost) }} as effective_cost,
-        {{ money('coalesce(pricing_public_on_demand_cost, line_item_unblended_cost)') }} as list_cost,
-        case
-            when line_item_line_item_type in ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
-                then line_item_usage_amount
-        end as consumed_quantity,
-        pricing_unit as consumed_unit,
-        case
-            when pricing_term = 'Spot' or line_item_usage_type like '%SpotUsage%' then 'Dynamic'
-            when line_item_line_item_type in ('DiscountedUsage', 'SavingsPlanCoveredUsage') then 'Committed'
-            when line_item_line_item_type = 'Usage' then 'Standard'
-        end as pricing_category,
-        coalesce(nullif(savings_plan_savings_plan_a_r_n, ''), nullif(reservation_reservation_a_r_n, ''))
-            as commitment_discount_id,
-        nullif(line_item_resource_id, '') as resource_id,
-        line_item_product_code as service_name,
-        case
-            when line_item_product_code in ('AmazonEC2', 'ComputeSavingsPlans') then 'Compute'
-            when line_item_product_code in ('AmazonS3', 'AmazonEFS') then 'Storage'
-            when line_item_product_code in ('AWSDataTransfer', 'AmazonVPC', 'AmazonCloudFront') then 'Networking'
-            when line_item_product_code in ('AmazonSageMaker', 'AmazonBedrock') then 'AI and Machine Learning'
-            else 'Other'
-        end as service_category,
-        product_sku as sku_id,
-        product_region_code as region_id,
-        line_item_availability_zone as availability_zone,
-        line_item_usage_type as x_usage_type,
-        coalesce(
-            nullif(product_instance_type, ''),
-            case
-                when line_item_usage_type like '%BoxUsage:%'
-                    or line_item_usage_type like '%SpotUsage:%'
-                    or line_item_usage_type like '%DedicatedUsage:%'
-                    then split_part(line_item_usage_type, ':', 2)
-            end
-        ) as x_instance_type,
-        {{ map_to_json('resource_tags') }} as tags
-    from source
 )
 
-select * from renamed
+select
+    _source_file || '#' || cast(_row_number as varchar) as charge_id,
+    'AWS' as provider_name,
+    bill_invoicing_entity as invoice_issuer_name,
+    bill_payer_account_id as billing_account_id,
+    bill_payer_account_name as billing_account_name,
+    line_item_usage_account_id as sub_account_id,
+    line_item_usage_account_name as sub_account_name,
+    nullif(bill_invoice_id, '') as invoice_id,
+    _billing_period as billing_period,
+    cast(bill_billing_period_start_date as timestamp) as billing_period_start,
+    cast(bill_billing_period_end_date as timestamp) as billing_period_end,
+    cast(line_item_usage_start_date as timestamp) as charge_period_start,
+    cast(line_item_usage_end_date as timestamp) as charge_period_end,
+    line_item_currency_code as billing_currency,
+    case
+        when line_item_line_item_type = 'Tax' then 'Tax'
+        when line_item_line_item_type in ('Credit', 'Refund', 'BundledDiscount', 'EdpDiscount',
+                                          'PrivateRateDiscount', 'Discount', 'DistributorDiscount')
+            then 'Credit'
+        when line_item_line_item_type in ('Fee', 'RIFee', 'SavingsPlanUpfrontFee', 'SavingsPlanRecurringFee')
+            then 'Purchase'
+        else 'Usage'
+    end as charge_category,
+    case when line_item_line_item_type = 'Refund' and bill_bill_type = 'Refund' then 'Correction' end as charge_class,
+    line_item_line_item_description as charge_description,
+    case
+        when bill_bill_type = 'Purchase' or line_item_line_item_type = 'Fee' then 'One-Time'
+        when line_item_line_item_type in ('RIFee', 'SavingsPlanRecurringFee') then 'Recurring'
+        else 'Usage-Based'
+    end as charge_frequency,
+    {{ money('coalesce(line_item_net_unblended_cost, line_item_unblended_cost)') }} as billed_cost,
+    {{ money(effective_cost) }} as effective_cost,
+    {{ money('coalesce(pricing_public_on_demand_cost, line_item_unblended_cost)') }} as list_cost,
+    {{ money('line_item_unblended_cost') }} as contracted_cost,
+    {{ quantity('pricing_public_on_demand_rate') }} as list_unit_price,
+    {{ quantity('line_item_unblended_rate') }} as contracted_unit_price,
+    {{ quantity('line_item_usage_amount') }} as pricing_quantity,
+    pricing_unit,
+    case
+        when pricing_term = 'Spot' or line_item_usage_type like '%SpotUsage%' then 'Dynamic'
+        when line_item_line_item_type in ('DiscountedUsage', 'SavingsPlanCoveredUsage') then 'Committed'
+        when line_item_line_item_type = 'Usage' then 'Standard'
+    end as pricing_category,
+    case
+        when line_item_line_item_type in ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+            then {{ quantity('line_item_usage_amount') }}
+    end as consumed_quantity,
+    pricing_unit as consumed_unit,
+    coalesce(nullif(savings_plan_savings_plan_a_r_n, ''), nullif(reservation_reservation_a_r_n, ''))
+        as commitment_discount_id,
+    case
+        when coalesce(savings_plan_savings_plan_a_r_n, '') <> '' then 'Spend'
+        when coalesce(reservation_reservation_a_r_n, '') <> '' then 'Usage'
+    end as commitment_discount_category,
+    case
+        when coalesce(savings_plan_savings_plan_a_r_n, '') <> '' then 'Savings Plan'
+        when coalesce(reservation_reservation_a_r_n, '') <> '' then 'Reserved Instance'
+    end as commitment_discount_type,
+    case
+        when line_item_line_item_type in ('DiscountedUsage', 'SavingsPlanCoveredUsage') then 'Used'
+        when line_item_line_item_type in ('RIFee', 'SavingsPlanRecurringFee') then 'Unused'
+    end as commitment_discount_status,
+    nullif(line_item_resource_id, '') as resource_id,
+    nullif(line_item_resource_id, '') as resource_name,
+    cast(null as varchar) as resource_type,
+    line_item_product_code as service_name,
+    case
+        when line_item_product_code in ('AmazonEC2', 'ComputeSavingsPlans', 'AWSLambda', 'AmazonECS', 'AmazonEKS')
+            then 'Compute'
+        when line_item_product_code in ('AmazonS3', 'AmazonEFS', 'AmazonFSx', 'AWSBackup', 'AmazonGlacier')
+            then 'Storage'
+        when line_item_product_code in ('AWSDataTransfer', 'AmazonVPC', 'AmazonCloudFront', 'AmazonRoute53',
+                                        'AWSELB', 'AWSDirectConnect')
+            then 'Networking'
+        when line_item_product_code in ('AmazonSageMaker', 'AmazonBedrock') then 'AI and Machine Learning'
+        when line_item_product_code in ('AmazonRDS', 'AmazonDynamoDB', 'AmazonElastiCache') then 'Databases'
+        when line_item_product_code in ('AmazonCloudWatch', 'AWSCloudTrail', 'AWSConfig') then 'Management and Governance'
+        else 'Other'
+    end as service_category,
+    product_sku as sku_id,
+    coalesce(pricing_rate_code, product_sku) as sku_price_id,
+    product_region_code as region_id,
+    product_location as region_name,
+    nullif(line_item_availability_zone, '') as availability_zone,
+    {{ map_to_json('resource_tags') }} as tags,
+    coalesce(
+        nullif(product_instance_type, ''),
+        case
+            when line_item_usage_type like '%BoxUsage:%' or line_item_usage_type like '%SpotUsage:%'
+                or line_item_usage_type like '%DedicatedUsage:%'
+                then split_part(line_item_usage_type, ':', 2)
+        end
+    ) as x_instance_type,
+    'aws-cur' as x_source_format
+from source

@@ -1,0 +1,104 @@
+"""The shape every ingest asset shares: read a source's files from its configured locations into
+its raw tables, report row and quarantine counts, and warn (never fail) when rows were set aside."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+from ingest.config import Config, FileSource
+from ingest.files import Parsed
+from ingest.load import LoadReport, list_files, load_files
+from ingest.warehouse import RAW, ensure_raw_table, scalar
+from orchestration.resources import WRITER_POOL, GpuledgerResource
+
+
+def table_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
+def no_quarantine_spec(key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "no_quarantined_rows", asset=key,
+        description="Warns when rows or files of this source were quarantined (raw.quarantine says which and why).",
+    )
+
+
+def ingest_results(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    report: LoadReport,
+    tables: dict[dg.AssetKey, pa.Schema],
+    scope_columns: list[str],
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """One materialization per raw table, then the quarantine check (a warning, never a failure:
+    bad rows are set aside and the good ones land)."""
+    context.log.info(report.summary())
+    for problem in report.problems:
+        context.log.warning(f"quarantined {problem}")
+    quarantined = scalar(con, f"select count(*) from {RAW}.quarantine where source = ?", [report.source])
+    for key, schema in tables.items():
+        name = key.path[-1]
+        ensure_raw_table(con, name, schema, scope_columns)
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "dagster/row_count": scalar(con, f"select count(*) from {RAW}.{name}"),
+            "dagster/column_schema": table_schema(schema),
+            "rows_loaded_this_run": report.rows.get(name, 0),
+            "files_seen": report.seen,
+            "files_loaded": report.loaded,
+            "files_unchanged": report.unchanged,
+            "quarantined_rows": quarantined,
+        })
+    for key in tables:
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name="no_quarantined_rows",
+            passed=quarantined == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"quarantined_rows": quarantined},
+        )
+
+
+@dataclass(frozen=True)
+class FileFamily:
+    """A source family whose files each replace what they loaded before (everything but CUR)."""
+
+    name: str  # the quarantine's source name
+    group: str
+    kinds: frozenset[str]
+    tables: dict[str, tuple[pa.Schema, str]]  # raw table -> (schema, description)
+    suffixes: tuple[str, ...]
+    reader: Callable[[Path, str], Parsed]
+    locations: Callable[[Config], list[FileSource]]
+    description: str
+
+    @property
+    def keys(self) -> dict[dg.AssetKey, pa.Schema]:
+        return {dg.AssetKey([RAW, table]): schema for table, (schema, _) in self.tables.items()}
+
+
+def file_family_asset(family: FileFamily) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name=f"ingest_{family.name}",
+        specs=[
+            dg.AssetSpec(dg.AssetKey([RAW, table]), group_name=family.group, kinds=set(family.kinds),
+                         owners=["team:platform"], description=description)
+            for table, (_, description) in family.tables.items()
+        ],
+        check_specs=[no_quarantine_spec(key) for key in family.keys],
+        pool=WRITER_POOL,
+        description=family.description,
+    )
+    def _ingest(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
+        locations = family.locations(gpuledger.config)
+        files = list_files([gpuledger.landing(s.location) for s in locations], family.suffixes)
+        context.log.info(f"{family.name}: {len(files)} files under {len(locations)} locations")
+        with gpuledger.connect() as con:
+            report = load_files(con, family.name, files, family.reader, context.log.info)
+            yield from ingest_results(context, con, report, family.keys, ["_source_file"])
+
+    return _ingest
+

@@ -1,0 +1,255 @@
+"""Landing zones against a real S3 API: moto's server on 127.0.0.1, spoken to over HTTP by boto3,
+and against local folders. Both must list, fetch and map manifest URIs the same way."""
+
+import functools
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from ingest.landing import (
+    ENDPOINT_ENV,
+    LandingFile,
+    LocalLanding,
+    ObjectChanged,
+    S3Landing,
+    key_after,
+    open_landing,
+)
+
+BUCKET = "landing"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    home = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as env:
+        # Dummy credentials, and nothing from the developer's own AWS setup may leak in.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_CONFIG_FILE", str(home / "config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv(ENDPOINT_ENV, endpoint)
+        admin.cache_clear()
+        admin().create_bucket(Bucket=BUCKET)
+        yield endpoint
+        admin.cache_clear()
+    server.stop()
+
+
+@functools.cache
+def admin():
+    """A plain client for arranging the bucket, separate from the one under test (and shared by
+    threads: a client is thread-safe, and building one takes a good part of a second)."""
+    return boto3.session.Session().client("s3", endpoint_url=os.environ[ENDPOINT_ENV])
+
+
+@pytest.fixture
+def prefix(request, s3_endpoint) -> str:
+    return f"t/{request.node.name}"
+
+
+def put(key: str, body: bytes) -> str:
+    return admin().put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"].strip('"')
+
+
+def count_requests(landing: S3Landing) -> Counter:
+    """Every HTTP request the landing's client sends, by operation, retries included."""
+    sent: Counter = Counter()
+    def record(event_name: str, **_) -> None:
+        sent[event_name.rsplit(".", 1)[-1]] += 1  # before-send.s3.GetObject
+
+    landing.client.meta.events.register("before-send.s3", record)
+    return sent
+
+
+def test_s3_lists_complete_objects_under_the_prefix_in_key_order(prefix, tmp_path):
+    etags = {key: put(f"{prefix}/{key}", body) for key, body in {
+        "cur/data/BILLING_PERIOD=2026-11/b.parquet": b"bb",
+        "cur/data/BILLING_PERIOD=2026-10/a.parquet": b"a",
+        "cur/metadata/BILLING_PERIOD=2026-11/cur-Manifest.json": b"{}",
+        "cur/data/BILLING_PERIOD=2026-11/c.parquet.tmp": b"half",
+        "cur/data/BILLING_PERIOD=2026-11/notes.txt": b"x",
+    }.items()}
+    put(f"{prefix}-other/cur/data/z.parquet", b"a sibling prefix that only shares the first characters")
+    put(f"{prefix}/scratch.tmp.parquet.tmp", b"x")
+
+    landing = open_landing(f"s3://{BUCKET}/{prefix}/", tmp_path)
+
+    assert isinstance(landing, S3Landing)
+    assert landing.uri == f"s3://{BUCKET}/{prefix}"
+    files = landing.list((".parquet", "Manifest.json"))
+    assert [(f.key, f.size, f.version) for f in files] == [
+        ("cur/data/BILLING_PERIOD=2026-10/a.parquet", 1, etags["cur/data/BILLING_PERIOD=2026-10/a.parquet"]),
+        ("cur/data/BILLING_PERIOD=2026-11/b.parquet", 2, etags["cur/data/BILLING_PERIOD=2026-11/b.parquet"]),
+        ("cur/metadata/BILLING_PERIOD=2026-11/cur-Manifest.json", 2,
+         etags["cur/metadata/BILLING_PERIOD=2026-11/cur-Manifest.json"]),
+    ]
+    assert files[0].version == hashlib.md5(b"a").hexdigest()  # a single-part upload's ETag is its MD5
+    assert all(f.modified > 0 for f in files)
+    assert landing.list((".tmp",)) == []  # in-progress uploads are never offered, whatever is asked
+
+
+def test_s3_lists_every_object_of_a_prefix_holding_more_than_one_page(prefix, tmp_path):
+    keys = [f"nvml/host-{i:04d}.jsonl.gz" for i in range(1105)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: put(f"{prefix}/{k}", b"{}"), keys))
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+    sent = count_requests(landing)
+
+    files = landing.list((".jsonl.gz",))
+
+    assert [f.key for f in files] == keys
+    assert sent["ListObjectsV2"] == 2  # S3 returns at most 1000 keys a page
+
+
+def test_s3_fetches_an_object_once_and_again_only_when_it_changes(prefix, tmp_path):
+    key = "cur/data/BILLING_PERIOD=2026-11/x.parquet"
+    put(f"{prefix}/{key}", b"first delivery")
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path / "cache")
+    sent = count_requests(landing)
+
+    [listed] = landing.list((".parquet",))
+    path = landing.local_path(listed)
+    assert path == tmp_path / "cache" / BUCKET / prefix / key
+    assert path.read_bytes() == b"first delivery"
+    assert path.stat().st_mtime == pytest.approx(listed.modified, abs=1)  # S3's time, for newest-manifest order
+    inode = path.stat().st_ino
+
+    # the next run lists again and finds the same ETag: nothing is fetched
+    [again] = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path / "cache", landing.client).list((".parquet",))
+    assert landing.local_path(again) == path
+    assert sent["GetObject"] == 1
+    assert path.stat().st_ino == inode
+
+    put(f"{prefix}/{key}", b"restated delivery")
+    [restated] = landing.list((".parquet",))
+    assert restated.version != listed.version
+    assert landing.local_path(restated).read_bytes() == b"restated delivery"
+    assert sent["GetObject"] == 2
+    assert [p.name for p in path.parent.iterdir()] == ["x.parquet"]  # no temporary files left behind
+
+
+def test_s3_refetches_a_cached_copy_that_was_damaged(prefix, tmp_path):
+    put(f"{prefix}/a.jsonl", b'{"ok": true}\n')
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+    [f] = landing.list((".jsonl",))
+    landing.local_path(f).write_bytes(b'{"ok"')  # a half file, e.g. someone copied over it
+
+    assert landing.local_path(f).read_bytes() == b'{"ok": true}\n'
+
+
+def test_s3_refuses_bytes_other_than_the_version_listed(prefix, tmp_path):
+    put(f"{prefix}/a.jsonl", b"old")
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+    [f] = landing.list((".jsonl",))
+    put(f"{prefix}/a.jsonl", b"new")
+
+    with pytest.raises(ObjectChanged, match="changed since it was listed"):
+        landing.local_path(f)
+    assert not landing.cache_path("a.jsonl").exists()
+
+    admin().delete_object(Bucket=BUCKET, Key=f"{prefix}/a.jsonl")
+    with pytest.raises(FileNotFoundError, match=f"s3://{BUCKET}/{prefix}/a.jsonl no longer exists"):
+        landing.local_path(f)
+
+
+def test_s3_exists(prefix, tmp_path):
+    put(f"{prefix}/cur/data/BILLING_PERIOD=2026-11/x.parquet", b"x")
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+
+    assert landing.exists("cur/data/BILLING_PERIOD=2026-11/x.parquet")
+    assert not landing.exists("cur/data/BILLING_PERIOD=2026-11/y.parquet")
+
+
+def test_a_manifest_uri_in_another_bucket_maps_to_the_landing_key(prefix, tmp_path):
+    # AWS wrote the export to s3://elsewhere/exports/; it was then copied under this landing prefix
+    uri = "s3://elsewhere/exports/cur/data/BILLING_PERIOD=2026-11/cur-00001.snappy.parquet"
+    put(f"{prefix}/cur/data/BILLING_PERIOD=2026-11/cur-00001.snappy.parquet", b"pq")
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+
+    key = landing.path_for_uri(uri, "/cur/data/")
+
+    assert key == "cur/data/BILLING_PERIOD=2026-11/cur-00001.snappy.parquet"
+    assert landing.exists(key)
+    assert landing.local_path(LandingFile(key, 2, put(f"{prefix}/{key}", b"pq"))).read_bytes() == b"pq"
+
+
+def test_a_manifest_uri_maps_to_the_same_key_in_a_local_copy(tmp_path):
+    data = tmp_path / "cur" / "data" / "BILLING_PERIOD=2026-11"
+    data.mkdir(parents=True)
+    (data / "cur-00001.snappy.parquet").write_bytes(b"pq")
+    landing = open_landing(str(tmp_path), tmp_path / "unused-cache")
+
+    key = landing.path_for_uri("s3://billing-acct/exports/cur/data/BILLING_PERIOD=2026-11/cur-00001.snappy.parquet",
+                               "/cur/data/")
+
+    assert key == "cur/data/BILLING_PERIOD=2026-11/cur-00001.snappy.parquet"
+    assert landing.exists(key)
+    [f] = landing.list((".parquet",))
+    assert landing.local_path(f).read_bytes() == b"pq"
+
+
+def test_a_manifest_uri_outside_the_export_is_refused():
+    with pytest.raises(ValueError, match=r"s3://b/other/x.parquet is not under the export's data folder.*'/cur/data/'"):
+        key_after("s3://b/other/x.parquet", "/cur/data/")
+    with pytest.raises(ValueError, match="unusable landing key"):
+        key_after("s3://b/cur/data/../../../etc/passwd", "/cur/data/")
+
+
+def test_a_local_folder_lists_like_a_bucket(tmp_path):
+    (tmp_path / "nvml" / "host-a").mkdir(parents=True)
+    (tmp_path / "nvml" / "host-a" / "2026-11-01.jsonl.gz").write_bytes(b"one")
+    (tmp_path / "nvml" / "host-a" / "2026-11-02.jsonl.gz.tmp").write_bytes(b"still being written")
+    (tmp_path / "nvml" / "b.jsonl").write_bytes(b"two!")
+    (tmp_path / "nvml" / "readme.md").write_bytes(b"-")
+
+    landing = open_landing(str(tmp_path), tmp_path / "cache")
+
+    assert isinstance(landing, LocalLanding)
+    assert landing.uri == str(tmp_path)
+    assert [(f.key, f.size, f.version) for f in landing.list((".jsonl", ".jsonl.gz"))] == [
+        ("nvml/b.jsonl", 4, hashlib.sha256(b"two!").hexdigest()),
+        ("nvml/host-a/2026-11-01.jsonl.gz", 3, hashlib.sha256(b"one").hexdigest()),
+    ]
+    assert landing.list((".tmp",)) == []
+    assert not landing.exists("nvml/host-a/2026-11-02.jsonl.gz")
+    with pytest.raises(ValueError, match="unusable landing key"):
+        landing.exists("../outside.jsonl")
+    assert not (tmp_path / "cache").exists()  # a local landing never copies anything
+
+
+def test_a_missing_local_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"landing folder {tmp_path / 'nope'} does not exist"):
+        open_landing(str(tmp_path / "nope"), tmp_path / "cache")
+
+
+def test_boto3s_own_endpoint_setting_works_without_gpuledgers(prefix, tmp_path, monkeypatch):
+    put(f"{prefix}/a.jsonl", b"x")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", os.environ[ENDPOINT_ENV])
+    monkeypatch.delenv(ENDPOINT_ENV)
+
+    landing = open_landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+
+    assert [f.key for f in landing.list((".jsonl",))] == ["a.jsonl"]
+    # throttling, 5xx and dropped connections are retried by botocore: 1 try + 5 retries
+    assert landing.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 6}
+
+
+def test_s3_uris_must_name_a_bucket(tmp_path, s3_endpoint):
+    with pytest.raises(ValueError, match="names no bucket"):
+        open_landing("s3:///prefix", tmp_path)
+    assert S3Landing("s3://landing", tmp_path).uri == "s3://landing"
+    assert Path(S3Landing("s3://landing", tmp_path).cache_path("a/b.gz")) == tmp_path / "landing" / "a" / "b.gz"
