@@ -64,7 +64,7 @@ HEADLINES = {
         where category in ('inference', 'idle_deployed', 'training', 'batch', 'idle', 'unmonitored')
         group by currency""",
     "Reconciliation with the bill": """
-        select billing_period, provider, billing_account_id, currency, source_line_items,
+        select billing_period, provider, billing_account_id, currency, source_charges,
                source_effective_cost, ledger_effective_cost, unallocated_cost, difference
         from cost_reconciliation
         order by billing_period, provider, billing_account_id""",

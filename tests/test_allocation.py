@@ -229,5 +229,5 @@ def test_unit_economics_by_hand(warehouse):
 
 def test_the_ledger_holds_every_cent_of_the_bill(warehouse):
     assert query(warehouse, """
-        select source_line_items, source_effective_cost, ledger_effective_cost, unallocated_cost, difference
+        select source_charges, source_effective_cost, ledger_effective_cost, unallocated_cost, difference
         from marts.cost_reconciliation""") == [(6, d("18.96"), d("18.96"), d("0"), d("0"))]

@@ -11,7 +11,18 @@
         'contracted_unit_price', 'pricing_quantity', 'pricing_unit', 'pricing_category',
         'consumed_quantity', 'consumed_unit', 'commitment_discount_id', 'commitment_discount_category',
         'commitment_discount_type', 'commitment_discount_status', 'resource_id', 'resource_name',
-        'resource_type', 'service_name', 'service_category', 'sku_id', 'sku_price_id', 'region_id',
+        'resource_type', 'service_name', 'service_category', 'service_subcategory', 'sku_id', 'sku_price_id', 'region_id',
         'region_name', 'availability_zone', 'tags', 'x_instance_type', 'x_source_format'
     ]) }}
 {% endmacro %}
+
+{# A provider's unit spelled as FOCUS's UnitFormat wants it: AWS writes Hrs and GB-Mo. #}
+{% macro focus_unit(unit_column) -%}
+    case {{ unit_column }}
+        when 'Hrs' then 'Hours'
+        when 'hrs' then 'Hours'
+        when 'GB-Mo' then 'GB-Months'
+        when 'LCU-Hrs' then 'LCU-Hours'
+        else {{ unit_column }}
+    end
+{%- endmacro %}

@@ -28,7 +28,14 @@ team_tags as (
 )
 
 select
-    charges.*,
+    {% for column in focus_charge_columns() %}
+    {% if column == 'service_subcategory' -%}
+    {# FOCUS recommends a subcategory; sources without one get their category's "Other (...)" #}
+    coalesce(charges.service_subcategory, 'Other (' || charges.service_category || ')') as service_subcategory,
+    {%- else -%}
+    charges.{{ column }},
+    {%- endif %}
+    {% endfor %}
     gpu_instance_types.gpu_model,
     gpu_instance_types.gpu_count,
     gpu_instance_types.gpu_count is not null and charges.charge_category = 'Usage' as is_gpu_compute,

@@ -8,7 +8,7 @@ with source as (
         billing_currency as currency,
         sum(effective_cost) as source_effective_cost,
         sum(billed_cost) as source_billed_cost,
-        count(*) as source_line_items
+        count(*) as source_charges
     from {{ ref('int_billing_charges') }}
     group by billing_period, provider_name, billing_account_id, billing_currency
 ),
@@ -32,7 +32,7 @@ select
     coalesce(source.provider, ledger.provider) as provider,
     coalesce(source.billing_account_id, ledger.billing_account_id) as billing_account_id,
     coalesce(source.currency, ledger.currency) as currency,
-    coalesce(source.source_line_items, 0) as source_line_items,
+    coalesce(source.source_charges, 0) as source_charges,
     {{ money('coalesce(source.source_effective_cost, 0)') }} as source_effective_cost,
     {{ money('coalesce(ledger.ledger_effective_cost, 0)') }} as ledger_effective_cost,
     {{ money('coalesce(ledger.unallocated_cost, 0)') }} as unallocated_cost,

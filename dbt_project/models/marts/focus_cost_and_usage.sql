@@ -44,6 +44,7 @@ select
     resource_type as "ResourceType",
     service_category as "ServiceCategory",
     service_name as "ServiceName",
+    service_subcategory as "ServiceSubcategory",
     sku_id as "SkuId",
     sku_price_id as "SkuPriceId",
     sub_account_id as "SubAccountId",

@@ -1,28 +1,41 @@
 {# AWS CUR 2.0 and legacy CUR line items in FOCUS 1.2 shape. EffectiveCost follows AWS's
-   amortisation rules; the mapping is documented in _aws__models.yml. #}
+   amortisation rules (the mapping table is in _aws__models.yml). A commitment's recurring fee
+   (SavingsPlanRecurringFee, RIFee) is two FOCUS rows: the Purchase (billed, EffectiveCost 0, as
+   it pays for covered usage that carries its own effective cost) and the unused commitment as a
+   Usage row with CommitmentDiscountStatus 'Unused' (EffectiveCost = what went unused). #}
+{% set commitment_fees = "('SavingsPlanRecurringFee', 'RIFee')" %}
 {% set effective_cost %}
-    case line_item_line_item_type
-        when 'SavingsPlanCoveredUsage' then savings_plan_savings_plan_effective_cost
-        when 'SavingsPlanRecurringFee' then savings_plan_total_commitment_to_date - savings_plan_used_commitment
-        when 'SavingsPlanNegation' then 0
-        when 'SavingsPlanUpfrontFee' then 0
-        when 'DiscountedUsage' then reservation_effective_cost
-        when 'RIFee'
+    case
+        when part = 'unused' and line_item_line_item_type = 'SavingsPlanRecurringFee'
+            then savings_plan_total_commitment_to_date - savings_plan_used_commitment
+        when part = 'unused'
             then coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0)
                 + coalesce(reservation_unused_recurring_fee, 0)
-        when 'Fee' then case when coalesce(reservation_reservation_a_r_n, '') <> '' then 0 else line_item_unblended_cost end
+        when line_item_line_item_type in {{ commitment_fees }} then 0
+        when line_item_line_item_type = 'SavingsPlanCoveredUsage' then savings_plan_savings_plan_effective_cost
+        when line_item_line_item_type in ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') then 0
+        when line_item_line_item_type = 'DiscountedUsage' then reservation_effective_cost
+        when line_item_line_item_type = 'Fee' and coalesce(reservation_reservation_a_r_n, '') <> '' then 0
         else line_item_unblended_cost
     end
 {% endset %}
 
 with source as (
     select * from {{ source('raw', 'aws_cur') }}
+),
+
+parts as (
+    select source.*, 'charge' as part from source
+    union all
+    select source.*, 'unused' as part from source where line_item_line_item_type in {{ commitment_fees }}
 )
 
 select
-    _source_file || '#' || cast(_row_number as varchar) as charge_id,
+    _source_file || '#' || cast(_row_number as varchar) || case when part = 'unused' then '#unused' else '' end
+        as charge_id,
     'AWS' as provider_name,
-    bill_invoicing_entity as invoice_issuer_name,
+    case when bill_billing_entity = 'AWS Marketplace' then bill_invoicing_entity else 'AWS' end
+        as invoice_issuer_name,
     bill_payer_account_id as billing_account_id,
     bill_payer_account_name as billing_account_name,
     line_item_usage_account_id as sub_account_id,
@@ -35,6 +48,7 @@ select
     cast(line_item_usage_end_date as timestamp) as charge_period_end,
     line_item_currency_code as billing_currency,
     case
+        when part = 'unused' then 'Usage'
         when line_item_line_item_type = 'Tax' then 'Tax'
         when line_item_line_item_type in ('Credit', 'Refund', 'BundledDiscount', 'EdpDiscount',
                                           'PrivateRateDiscount', 'Discount', 'DistributorDiscount')
@@ -44,30 +58,36 @@ select
         else 'Usage'
     end as charge_category,
     case when line_item_line_item_type = 'Refund' and bill_bill_type = 'Refund' then 'Correction' end as charge_class,
-    line_item_line_item_description as charge_description,
     case
+        when part = 'unused' then 'Unused commitment: ' || line_item_line_item_description
+        else line_item_line_item_description
+    end as charge_description,
+    case
+        when part = 'unused' then 'Usage-Based'
         when bill_bill_type = 'Purchase' or line_item_line_item_type = 'Fee' then 'One-Time'
-        when line_item_line_item_type in ('RIFee', 'SavingsPlanRecurringFee') then 'Recurring'
+        when line_item_line_item_type in {{ commitment_fees }} then 'Recurring'
         else 'Usage-Based'
     end as charge_frequency,
-    {{ money('coalesce(line_item_net_unblended_cost, line_item_unblended_cost)') }} as billed_cost,
+    {{ money("case when part = 'unused' then 0 else coalesce(line_item_net_unblended_cost, line_item_unblended_cost) end") }}
+        as billed_cost,
     {{ money(effective_cost) }} as effective_cost,
-    {{ money('coalesce(pricing_public_on_demand_cost, line_item_unblended_cost)') }} as list_cost,
-    {{ money('line_item_unblended_cost') }} as contracted_cost,
+    {{ money("case when part = 'unused' then 0 else coalesce(pricing_public_on_demand_cost, line_item_unblended_cost) end") }}
+        as list_cost,
+    {{ money("case when part = 'unused' then 0 else line_item_unblended_cost end") }} as contracted_cost,
     {{ quantity('pricing_public_on_demand_rate') }} as list_unit_price,
     {{ quantity('line_item_unblended_rate') }} as contracted_unit_price,
     {{ quantity('line_item_usage_amount') }} as pricing_quantity,
-    pricing_unit,
+    {{ focus_unit('pricing_unit') }} as pricing_unit,
     case
         when pricing_term = 'Spot' or line_item_usage_type like '%SpotUsage%' then 'Dynamic'
         when line_item_line_item_type in ('DiscountedUsage', 'SavingsPlanCoveredUsage') then 'Committed'
         when line_item_line_item_type = 'Usage' then 'Standard'
     end as pricing_category,
     case
-        when line_item_line_item_type in ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
+        when part = 'charge' and line_item_line_item_type in ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage')
             then {{ quantity('line_item_usage_amount') }}
     end as consumed_quantity,
-    pricing_unit as consumed_unit,
+    {{ focus_unit('pricing_unit') }} as consumed_unit,
     coalesce(nullif(savings_plan_savings_plan_a_r_n, ''), nullif(reservation_reservation_a_r_n, ''))
         as commitment_discount_id,
     case
@@ -79,8 +99,8 @@ select
         when coalesce(reservation_reservation_a_r_n, '') <> '' then 'Reserved Instance'
     end as commitment_discount_type,
     case
+        when part = 'unused' then 'Unused'
         when line_item_line_item_type in ('DiscountedUsage', 'SavingsPlanCoveredUsage') then 'Used'
-        when line_item_line_item_type in ('RIFee', 'SavingsPlanRecurringFee') then 'Unused'
     end as commitment_discount_status,
     nullif(line_item_resource_id, '') as resource_id,
     nullif(line_item_resource_id, '') as resource_name,
@@ -99,6 +119,15 @@ select
         when line_item_product_code in ('AmazonCloudWatch', 'AWSCloudTrail', 'AWSConfig') then 'Management and Governance'
         else 'Other'
     end as service_category,
+    case
+        when line_item_product_code in ('AmazonEC2', 'ComputeSavingsPlans') then 'Virtual Machines'
+        when line_item_product_code in ('AmazonS3', 'AmazonGlacier') then 'Object Storage'
+        when line_item_product_code in ('AmazonEFS', 'AmazonFSx') then 'File Storage'
+        when line_item_product_code = 'AWSDataTransfer' then 'Network Connectivity'
+        when line_item_product_code = 'AmazonCloudFront' then 'Content Delivery'
+        when line_item_product_code = 'AmazonSageMaker' then 'Machine Learning'
+        when line_item_product_code = 'AmazonBedrock' then 'Generative AI'
+    end as service_subcategory,
     product_sku as sku_id,
     coalesce(pricing_rate_code, product_sku) as sku_price_id,
     product_region_code as region_id,
@@ -114,4 +143,4 @@ select
         end
     ) as x_instance_type,
     'aws-cur' as x_source_format
-from source
+from parts

@@ -66,6 +66,7 @@ select
         when 'Databases' then 'Databases' when 'AI + Machine Learning' then 'AI and Machine Learning'
         when 'Analytics' then 'Analytics' else 'Other'
     end as service_category,
+    cast(null as varchar) as service_subcategory,
     meter_id as sku_id,
     coalesce(part_number, meter_id) as sku_price_id,
     resource_location as region_id,

@@ -50,6 +50,7 @@ select
     resource_type,
     service_name,
     service_category,
+    service_subcategory,
     sku_id,
     sku_price_id,
     region_id,

@@ -95,6 +95,7 @@ usage_rows as (
             when 'Cloud SQL' then 'Databases' when 'Cloud Logging' then 'Management and Governance'
             else 'Other'
         end as service_category,
+        cast(null as varchar) as service_subcategory,
         export.sku_id,
         export.sku_id as sku_price_id,
         export.location_region as region_id,
@@ -148,6 +149,7 @@ promotion_rows as (
         usage_rows.resource_type,
         usage_rows.service_name,
         usage_rows.service_category,
+        usage_rows.service_subcategory,
         usage_rows.sku_id,
         usage_rows.sku_price_id,
         usage_rows.region_id,

@@ -50,6 +50,7 @@ select
         when service in ('TELEMETRY', 'LOGGING', 'MONITORING') then 'Management and Governance'
         else 'Other'
     end as service_category,
+    cast(null as varchar) as service_subcategory,
     product_sku as sku_id,
     product_sku as sku_price_id,
     region as region_id,
