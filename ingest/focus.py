@@ -59,6 +59,7 @@ FOCUS_FORMAT = Format(
         Column("x_provider_columns", "json"),
     ),
     families={"x_": "x_provider_columns"},
+    family_key=lambda column, key: "x_" + key,  # keep the provider's column names as they are
 )
 
 

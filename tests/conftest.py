@@ -1,11 +1,17 @@
+import functools
 import os
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
+
+from ingest.landing import ENDPOINT_ENV
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+BUCKET = "landing"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,3 +24,34 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.fail(f"the shared samples are expected at {SAMPLES} (a checkout beside ../shared)")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    home = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as env:
+        # Dummy credentials, and nothing from the developer's own AWS setup may leak in.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_CONFIG_FILE", str(home / "config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv(ENDPOINT_ENV, endpoint)
+        admin.cache_clear()
+        admin().create_bucket(Bucket=BUCKET)
+        yield endpoint
+        admin.cache_clear()
+    server.stop()
+
+
+@functools.cache
+def admin():
+    """A plain client for arranging the bucket, separate from the one under test (and shared by
+    threads: a client is thread-safe, and building one takes a good part of a second)."""
+    return boto3.session.Session().client("s3", endpoint_url=os.environ[ENDPOINT_ENV])

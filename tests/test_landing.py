@@ -1,16 +1,14 @@
 """Landing zones against a real S3 API: moto's server on 127.0.0.1, spoken to over HTTP by boto3,
 and against local folders. Both must list, fetch and map manifest URIs the same way."""
 
-import functools
 import hashlib
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from conftest import BUCKET, admin
 
 from ingest.landing import (
     ENDPOINT_ENV,
@@ -21,39 +19,6 @@ from ingest.landing import (
     key_after,
     open_landing,
 )
-
-BUCKET = "landing"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    home = tmp_path_factory.mktemp("aws")
-    with pytest.MonkeyPatch.context() as env:
-        # Dummy credentials, and nothing from the developer's own AWS setup may leak in.
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_CONFIG_FILE", str(home / "config"))
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv(ENDPOINT_ENV, endpoint)
-        admin.cache_clear()
-        admin().create_bucket(Bucket=BUCKET)
-        yield endpoint
-        admin.cache_clear()
-    server.stop()
-
-
-@functools.cache
-def admin():
-    """A plain client for arranging the bucket, separate from the one under test (and shared by
-    threads: a client is thread-safe, and building one takes a good part of a second)."""
-    return boto3.session.Session().client("s3", endpoint_url=os.environ[ENDPOINT_ENV])
 
 
 @pytest.fixture
