@@ -1,6 +1,6 @@
 """`gpuledger`: generate a demo fleet, run the pipeline, query the marts.
 
-    gpuledger demo                      generate a 16-GPU, 7-day fleet, run everything, print the headlines
+    gpuledger demo                      generate a 19-GPU, 7-day fleet, run everything, print the headlines
     gpuledger generate --out DIR ...    write a demo fleet's landing zone, config and ground truth
     gpuledger run                       materialize every asset for the configured sources
     gpuledger sql "select ..." [--csv]  read-only SQL against the marts
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def fleet_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--gpus", type=int, default=16, help="GPUs in the fleet (default 16)")
+        p.add_argument("--gpus", type=int, default=19, help="GPUs in the fleet (default 19: AWS, GCP and Azure)")
         p.add_argument("--days", type=int, default=7, help="days of data (default 7)")
         p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same bytes")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ingest.config import parse_config
-from ingest.demo_fleet.cur import bill_lines, write_deliveries
+from ingest.demo_fleet import azure, cur, gcp
 from ingest.demo_fleet.plan import CALLERS, EXPORT_NAME, Plan, build_plan
 from ingest.demo_fleet.serving import simulate, write_gateway_logs
 from ingest.demo_fleet.telemetry import gpu_series, write_host
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_START = date(2026, 10, 29)  # a fixed start keeps the output byte-identical for a seed
 BILLING_DIR, TELEMETRY_DIR, SERVING_DIR = "billing/aws", "telemetry/nvml", "serving/gateway"
+GCP_DIR, AZURE_DIR = "billing/gcp", "billing/azure-focus"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def fleet_config(plan: Plan) -> dict:
         "warehouse": "gpuledger.duckdb",
         "sources": {
             "aws_cur": [{"location": BILLING_DIR, "export_name": EXPORT_NAME}],
+            "gcp_billing": [{"location": GCP_DIR}],
+            "focus": [{"location": AZURE_DIR}],
             "nvml": [{"location": TELEMETRY_DIR}],
             "gateway": [{"location": SERVING_DIR}],
         },
@@ -68,7 +71,7 @@ def fleet_config(plan: Plan) -> dict:
     }
 
 
-def generate(out: Path, gpus: int = 16, days: int = 7, seed: int = 42, start: date = DEFAULT_START) -> GeneratedFleet:
+def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: date = DEFAULT_START) -> GeneratedFleet:
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     plan = build_plan(gpus, days, seed, start)
@@ -79,8 +82,11 @@ def generate(out: Path, gpus: int = 16, days: int = 7, seed: int = 42, start: da
     weights = parse_config(config, out / "gpuledger.yaml").token_weights  # the defaults the pipeline uses
 
     log.info("billing: %d instances, %d GPUs, %d days from %s", len(plan.instances), gpus, days, start)
-    lines = bill_lines(plan)
-    files = write_deliveries(plan, lines, out / BILLING_DIR)
+    aws_lines, gcp_lines, azure_lines = cur.bill_lines(plan), gcp.bill_lines(plan), azure.bill_lines(plan)
+    files = cur.write_deliveries(plan, aws_lines, out / BILLING_DIR)
+    files += gcp.write_extracts(plan, gcp_lines, out / GCP_DIR)
+    files += azure.write_exports(azure_lines, out / AZURE_DIR)
+    lines = aws_lines + gcp_lines + azure_lines
 
     log.info("serving: simulating requests")
     requests, lines_by_day = simulate(plan)

@@ -1,13 +1,12 @@
 """The demo fleet's AWS bill: CUR 2.0 line items, one delivery per billing period.
 
-Each line carries what AWS would write (the CUR columns) and, beside them, the three costs
-AWS's own amortisation rules give it, so the ground truth never has to re-derive them.
+Each line carries what AWS would write (the CUR columns) and, beside them, the costs AWS's own
+amortisation rules give it, so the ground truth never has to re-derive them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.aws_cur_schema import CUR2_SCHEMA
+from ingest.demo_fleet.bill import BillLine
 from ingest.demo_fleet.plan import (
     EXPORT_NAME,
     PAYER_ACCOUNT,
@@ -38,24 +38,6 @@ TRANSFER_RATE = 0.09
 DAILY_CREDIT = -20.0
 TAX_RATE = 0.06
 DEMO_BUCKET = "gpuledger-demo-billing"
-
-
-@dataclass
-class BillLine:
-    start: datetime
-    end: datetime
-    line_type: str
-    unblended: float
-    effective: float
-    list_cost: float
-    resource_id: str | None
-    team_tag: str | None
-    instance: Instance | None  # set on GPU instance usage (the GPU compute lines)
-    cur: dict = field(default_factory=dict)
-
-    @property
-    def period(self) -> str:
-        return f"{self.start:%Y-%m}"
 
 
 def _month_bounds(t: datetime) -> tuple[datetime, datetime]:
@@ -103,7 +85,8 @@ def _line(
         **extra,
     }
     list_cost = unblended if public_on_demand is None else public_on_demand
-    return BillLine(start, end, line_type, unblended, effective, list_cost, resource_id, team_tag, instance, cur)
+    return BillLine("AWS", PAYER_ACCOUNT[0], f"{start:%Y-%m}", start, end, line_type, unblended, effective,
+                    list_cost, resource_id, team_tag, instance, cur)
 
 
 def _instance_lines(plan: Plan, inst: Instance, hour: int, spot_rng: np.random.Generator) -> list[BillLine]:
@@ -193,15 +176,15 @@ def _savings_plan_fee(plan: Plan, hour: int, used: float) -> BillLine:
 
 
 def bill_lines(plan: Plan) -> list[BillLine]:
-    """Every line item of the window, tax included, in delivery order."""
+    """Every AWS line item of the window, tax included, in delivery order."""
     spot_rng = rng_for(plan.seed, "spot-prices")
     traffic_rng = rng_for(plan.seed, "egress")
     lines: list[BillLine] = []
     for hour in range(plan.hours):
         used = 0.0
-        for inst in plan.instances:
+        for inst in (i for i in plan.instances if i.itype.provider == "AWS"):
             inst_lines = _instance_lines(plan, inst, hour, spot_rng)
-            used += sum(ln.effective for ln in inst_lines if ln.line_type == "SavingsPlanCoveredUsage")
+            used += sum(ln.effective for ln in inst_lines if ln.kind == "SavingsPlanCoveredUsage")
             lines += inst_lines + _support_lines(plan, inst, hour, traffic_rng)
         if plan.savings_plan_commitment:
             lines.append(_savings_plan_fee(plan, hour, used))
@@ -209,7 +192,7 @@ def bill_lines(plan: Plan) -> list[BillLine]:
             lines += _daily_lines(plan, hour // 24)
     for period in sorted({ln.period for ln in lines}):
         start, end = _month_bounds(datetime.strptime(period, "%Y-%m").replace(tzinfo=plan.start.tzinfo))
-        taxable = sum(ln.unblended for ln in lines if ln.period == period and ln.line_type != "Credit")
+        taxable = sum(ln.billed for ln in lines if ln.period == period and ln.kind != "Credit")
         lines.append(_line(start, end, "Tax", round(taxable * TAX_RATE, 2), product_code="AmazonEC2", usage_type="",
                            operation="", description="Tax for product code AmazonEC2", line_item_tax_type="Sales"))
     return lines
@@ -221,7 +204,7 @@ def write_deliveries(plan: Plan, lines: list[BillLine], root: Path) -> list[Path
     written = []
     for period in sorted({ln.period for ln in lines}):
         start, end = _month_bounds(datetime.strptime(period, "%Y-%m"))
-        rows = [ln.cur for ln in lines if ln.period == period]
+        rows = [ln.row for ln in lines if ln.period == period]
         for row in rows:
             row["identity_line_item_id"] = hex_id(ids, 52)
             row["bill_billing_period_start_date"] = start

@@ -21,6 +21,10 @@ PAYER_ACCOUNT = ("123456789012", "gpuledger-demo-payer")
 USAGE_ACCOUNT = ("210987654321", "ml-prod")
 REGION = "us-east-1"
 EXPORT_NAME = "gpuledger-cur2"
+GCP_BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
+GCP_PROJECT = "ml-prod-4821"
+AZURE_BILLING_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/8611537"
+AZURE_SUBSCRIPTION = "64e355d7-997c-491d-b0c1-8414dccfcf42"
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,13 @@ class InstanceType:
     name: str
     gpu_name: str
     gpu_count: int
-    on_demand_rate: float  # USD per instance-hour, us-east-1 list price
+    on_demand_rate: float  # USD per instance-hour, list price (us-east-1, us-central1, eastus)
     vcpu: int
     memory_gib: int
     gpu_tdp_w: float
     gpu_idle_w: float
     gpu_memory_bytes: int
+    provider: str = "AWS"
 
 
 INSTANCE_TYPES = {
@@ -44,6 +49,11 @@ INSTANCE_TYPES = {
         InstanceType("g6.12xlarge", "NVIDIA L4", 4, 4.602, 48, 192, 72, 12, 24152899584),
         InstanceType("p4d.24xlarge", "NVIDIA A100-SXM4-40GB", 8, 21.96, 96, 1152, 400, 52, 42949672960),
         InstanceType("g6.xlarge", "NVIDIA L4", 1, 0.805, 4, 16, 72, 12, 24152899584),
+        # GCP bills an a2 VM as GPU, core and RAM SKUs; this is their sum (see demo_fleet.gcp)
+        InstanceType("a2-highgpu-2g", "NVIDIA A100-SXM4-40GB", 2, 7.34677, 24, 170, 400, 52, 42949672960,
+                     "Google Cloud"),
+        InstanceType("Standard_NC24ads_A100_v4", "NVIDIA A100 80GB PCIe", 1, 3.673, 24, 220, 300, 45,
+                     85899345920, "Microsoft"),
     )
 }
 
@@ -126,6 +136,11 @@ WORKLOADS = {
             "llama-8b", "inference", "support", ("llama-3.1-8b-instruct",), "python3",
             {"support-bot": 0.8, "unknown-1": 0.2}, requests_per_hour=60,
         ),
+        WorkloadSpec(
+            "mixtral", "inference", "research", ("mixtral-8x7b-instruct",), "python3",
+            {"research-nb": 0.6, "platform-eval": 0.4}, requests_per_hour=70,
+        ),
+        WorkloadSpec("rl-finetune", "training", "support", (), "pt_main_thread"),
     )
 }
 
@@ -145,6 +160,8 @@ TEMPLATES = (
              (("llama-70b", (0, 1, 2, 3), "always"), ("finetune", (4, 5, 6, 7), "runs"))),
     Template("g5.12xlarge", "on_demand", "search", "g5",
              (("mistral-7b", (0, 1), "always"), ("embed", (2,), "always"), ("embed", (3,), "daytime"))),
+    Template("a2-highgpu-2g", "committed_use", "research", "gcp-a2", (("mixtral", (0, 1), "always"),)),
+    Template("Standard_NC24ads_A100_v4", "on_demand", "support", "az-nc", (("rl-finetune", (0,), "runs"),)),
     Template("g6.12xlarge", "spot", "platform", "g6",
              (("qwen-coder", (0, 1), "always"), ("nightly-eval", (2,), "nightly"))),
     Template("p4d.24xlarge", "on_demand", "research", "p4d",
@@ -163,7 +180,7 @@ class Workload:
 
 @dataclass
 class Instance:
-    resource_id: str
+    resource_id: str  # as the provider's bill names it: EC2 instance id, GCP global name, Azure ARM id
     host: str
     itype: InstanceType
     pricing: str
@@ -204,6 +221,16 @@ def rng_for(seed: int, stream: str) -> np.random.Generator:
 
 def hex_id(rng: np.random.Generator, n: int) -> str:
     return "".join(f"{b:02x}" for b in rng.integers(0, 256, size=(n + 1) // 2))[:n]
+
+
+def _resource_id(itype: InstanceType, host: str, ids: np.random.Generator) -> str:
+    if itype.provider == "Google Cloud":
+        instance = int(ids.integers(10**18))
+        return f"//compute.googleapis.com/projects/{GCP_PROJECT}/zones/us-central1-a/instances/{instance}"
+    if itype.provider == "Microsoft":
+        group = f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/ml-prod"
+        return f"{group}/providers/Microsoft.Compute/virtualMachines/{host}"
+    return f"i-0{hex_id(ids, 16)}"
 
 
 def _templates_for(gpus: int) -> list[Template]:
@@ -282,7 +309,7 @@ def build_plan(gpus: int, days: int, seed: int, start: date) -> Plan:
         if t.host_prefix == "g6" and hours > 36:  # the collector on this host was down for 3 hours
             outage = frozenset({34, 35, 36})
         instances.append(
-            Instance(f"i-0{hex_id(ids, 16)}", host, itype, t.pricing, t.team_tag, f"vol-0{hex_id(ids, 16)}",
+            Instance(_resource_id(itype, host, ids), host, itype, t.pricing, t.team_tag, f"vol-0{hex_id(ids, 16)}",
                      holders, outage)
         )
 

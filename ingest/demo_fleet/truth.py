@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ingest.config import UNALLOCATED, TokenWeights
-from ingest.demo_fleet.cur import BillLine
+from ingest.demo_fleet.bill import BillLine
 from ingest.demo_fleet.plan import IDLE, SAMPLES_PER_HOUR, Plan
 from ingest.demo_fleet.serving import Request
 from ingest.demo_fleet.telemetry import GpuSeries
@@ -33,14 +33,24 @@ class _Ledger:
         self.cost[key] += np.array([*costs, gpu_hours, energy_kwh])
 
 
+def _costs(line: BillLine) -> np.ndarray:
+    return np.array([line.effective, line.billed, line.list_cost])
+
+
+def _spread(line: BillLine) -> list[datetime]:
+    """Rule 1: the hours a charge covers (an Azure daily charge covers 24)."""
+    hours = max(1, int((line.end - line.start) / HOUR))
+    return [line.start + i * HOUR for i in range(hours)]
+
+
 def _gpu_hour_costs(plan: Plan, lines: list[BillLine]) -> dict[tuple[str, datetime], np.ndarray]:
     """(resource id, hour) -> effective, billed and list cost of one of the instance's GPUs."""
     per_gpu: dict[tuple[str, datetime], np.ndarray] = defaultdict(lambda: np.zeros(3))
     for ln in lines:
         if ln.instance is not None:
-            per_gpu[(ln.instance.resource_id, ln.start)] += (
-                np.array([ln.effective, ln.unblended, ln.list_cost]) / ln.instance.itype.gpu_count
-            )
+            hours = _spread(ln)
+            for t in hours:
+                per_gpu[(ln.instance.resource_id, t)] += _costs(ln) / len(hours) / ln.instance.itype.gpu_count
     return per_gpu
 
 
@@ -116,11 +126,6 @@ def _split_deployments(plan, pools, requests: list[Request], weights: TokenWeigh
             ledger.add((t, team, model, w.name, "inference"), pool[:3] * share, pool[3] * share, pool[4] * share)
 
 
-def _spread(line: BillLine) -> list[datetime]:
-    hours = max(1, int((line.end - line.start) / HOUR))
-    return [line.start + i * HOUR for i in range(hours)]
-
-
 def _allocate_non_gpu(lines: list[BillLine], ledger: _Ledger, proportional: bool) -> None:
     """Rules 1 and 6: non-GPU charges spread over their hours; tagged ones direct, the rest shared."""
     gpu_cost_by_day: dict = defaultdict(lambda: defaultdict(float))
@@ -131,7 +136,7 @@ def _allocate_non_gpu(lines: list[BillLine], ledger: _Ledger, proportional: bool
         if ln.instance is not None:
             continue
         hours = _spread(ln)
-        piece = np.array([ln.effective, ln.unblended, ln.list_cost]) / len(hours)
+        piece = _costs(ln) / len(hours)
         for t in hours:
             if ln.team_tag:
                 ledger.add((t, ln.team_tag, None, None, "direct"), piece)
@@ -183,15 +188,15 @@ def ground_truth(plan: Plan, lines: list[BillLine], requests: list[Request], ser
     for (_t, team, _m, _w, category), v in ledger.cost.items():
         categories[category] += v[0]
         team_categories[(team, category)] += v[0]
-    periods: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(3))
+    periods: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(3))
     for ln in lines:
-        periods[ln.period] += np.array([ln.effective, ln.unblended, ln.list_cost])
+        periods[(ln.provider, ln.period)] += _costs(ln)
     return {
         "currency": "USD",
         "billing_periods": [
-            {"billing_period": p, "provider": "AWS", "effective_cost": round(v[0], 6), "billed_cost": round(v[1], 6),
-             "list_cost": round(v[2], 6)}
-            for p, v in sorted(periods.items())
+            {"billing_period": p, "provider": provider, "effective_cost": round(v[0], 6),
+             "billed_cost": round(v[1], 6), "list_cost": round(v[2], 6)}
+            for (provider, p), v in sorted(periods.items())
         ],
         "categories": {c: round(v, 6) for c, v in sorted(categories.items())},
         "team_categories": [

@@ -34,7 +34,8 @@ usage_rows as (
     select
         'gcp#' || export.row_hash as charge_id,
         'Google Cloud' as provider_name,
-        coalesce(export.seller_name, 'Google') as invoice_issuer_name,
+        case when export.transaction_type = 'GOOGLE' then 'Google Cloud' else export.seller_name end
+            as invoice_issuer_name,
         export.billing_account_id,
         cast(null as varchar) as billing_account_name,
         export.project_id as sub_account_id,
