@@ -114,7 +114,7 @@ def newest_deliveries(landing: Landing, export_name: str, flavour: aws_cur.CurFl
     return [newest[p][1] for p in sorted(newest)], rejected, files
 
 
-def _delivery_version(delivery: aws_cur.Delivery, files: dict[str, LandingFile]) -> tuple[int, str]:
+def delivery_version(delivery: aws_cur.Delivery, files: dict[str, LandingFile]) -> tuple[int, str]:
     """A delivery changes when its manifest or any file it lists does."""
     digest = hashlib.sha256()
     size = 0
@@ -126,17 +126,21 @@ def _delivery_version(delivery: aws_cur.Delivery, files: dict[str, LandingFile])
 
 
 def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: str,
-                 flavour: aws_cur.CurFlavour = "cur2", progress: Callable[[str], None] = log.info) -> LoadReport:
-    """Each billing period's newest delivery replaces whatever was loaded for that period."""
+                 flavour: aws_cur.CurFlavour = "cur2", progress: Callable[[str], None] = log.info,
+                 period: str | None = None) -> LoadReport:
+    """Each billing period's newest delivery replaces whatever was loaded for that period (only
+    `period`'s, when given)."""
     report = LoadReport(aws_cur.CUR)
     deliveries, rejected, files = newest_deliveries(landing, export_name, flavour)
+    if period is not None:
+        deliveries = [d for d in deliveries if d.billing_period == period]
     for bad in rejected:
         report.seen += 1
         load_parsed(con, aws_cur.CUR, bad, bad.source_file, {}, 0, "unusable")
         report.add(bad)
     for delivery in deliveries:
         report.seen += 1
-        size, version = _delivery_version(delivery, files)
+        size, version = delivery_version(delivery, files)
         if already_ingested(con, aws_cur.CUR, delivery.key, version):
             report.unchanged += 1
             continue

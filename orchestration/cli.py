@@ -135,19 +135,16 @@ def run_pipeline(config_path: Path) -> bool:
     ensure_dagster_home()
     from dagster import DagsterInstance
 
-    from orchestration.definitions import defs
+    from orchestration.runs import run_everything
 
     print(f"gpuledger: running every asset for {config_path} into {config.warehouse_path}", flush=True)
     began = time.perf_counter()
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("gpuledger_all").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
-    status = "succeeded" if result.success else "FAILED"
-    print(f"gpuledger: run {result.run_id} {status} in {time.perf_counter() - began:.1f} s", flush=True)
-    return result.success
+        pipeline = run_everything(config_path, instance, say=lambda m: print(m, flush=True))
+    status = "succeeded" if pipeline.success else "FAILED"
+    runs = ", ".join(r.run_id[:8] for r in pipeline.results)
+    print(f"gpuledger: runs {runs} {status} in {time.perf_counter() - began:.1f} s", flush=True)
+    return pipeline.success
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

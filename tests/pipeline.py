@@ -4,22 +4,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DbtCliResource
 
-from orchestration.definitions import all_assets, all_checks
-from orchestration.project import DBT_EXECUTABLE, dbt_project
-from orchestration.resources import GpuledgerResource
+from orchestration.runs import PipelineRun, run_everything
 
 
-def materialize_all(config_path: Path) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*all_assets, *all_checks],
-        resources={
-            "gpuledger": GpuledgerResource(config_path=str(config_path)),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
-        },
-        raise_on_error=False,
-    )
+def materialize_all(config_path: Path) -> PipelineRun:
+    return run_everything(config_path, dg.DagsterInstance.ephemeral(), log_level="WARNING", say=lambda _: None)
 
 
 def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -27,7 +17,7 @@ def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
-def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+def failed_checks(result: PipelineRun) -> list[str]:
     return [
         f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
         for e in result.all_events

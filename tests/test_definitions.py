@@ -55,7 +55,15 @@ def test_dbt_tests_and_quarantine_checks_are_asset_checks():
     assert any(a == "marts/cost_ledger_hourly" and n.startswith("unique_combination") for a, n in checks)
 
 
-def test_the_job_the_cli_runs_covers_every_asset():
-    job = defs.resolve_job_def("gpuledger_all")
-    assert isinstance(job, dg.JobDefinition)
-    assert set(job.asset_layer.executable_asset_keys) == set(defs.resolve_asset_graph().executable_asset_keys)
+def test_the_two_jobs_cover_every_asset_and_billing_is_monthly():
+    billing, everything = defs.resolve_job_def("billing_period"), defs.resolve_job_def("gpuledger_all")
+    covered = set(billing.asset_layer.executable_asset_keys) | set(everything.asset_layer.executable_asset_keys)
+    assert covered == set(defs.resolve_asset_graph().executable_asset_keys)
+    keys = billing.partitions_def.get_partition_keys()
+    assert keys[keys.index("2026-10-01") + 1] == "2026-11-01"  # one partition per month
+
+
+def test_the_sensors_run_by_default():
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"new_billing_deliveries", "rebuild_after_billing"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())

@@ -7,6 +7,7 @@ from ingest import aws_cur, azure, focus, gcp_billing, oci
 from ingest.load import LoadReport, load_aws_cur
 from ingest.warehouse import RAW
 from orchestration.assets._ingest import FileFamily, file_family_asset, ingest_results, no_quarantine_spec
+from orchestration.partitions import billing_periods, period_of
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
 AWS_CUR = dg.AssetKey([RAW, aws_cur.CUR])
@@ -17,17 +18,20 @@ AWS_CUR = dg.AssetKey([RAW, aws_cur.CUR])
     group_name="billing",
     kinds={"aws", "duckdb"},
     owners=["team:platform"],
-    description="AWS CUR 2.0 (Parquet or csv.gz) and legacy CUR line items: the newest delivery of each billing "
-    "period, read from its manifest; a restated period replaces the earlier delivery.",
+    description="AWS CUR 2.0 (Parquet or csv.gz) and legacy CUR line items, one billing period per partition: the "
+    "period's newest delivery, read from its manifest, replaces the earlier one (AWS restates a month many times).",
     check_specs=[no_quarantine_spec(AWS_CUR)],
+    partitions_def=billing_periods,
     pool=WRITER_POOL,
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL),
 )
 def aws_cur_line_items(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
+    period = period_of(context.partition_key)
     report = LoadReport(aws_cur.CUR)
     with gpuledger.connect() as con:
         for source in gpuledger.config.sources.aws_cur:
             landing = gpuledger.landing(source.location)
-            report.merge(load_aws_cur(con, landing, source.export_name, source.format, context.log.info))
+            report.merge(load_aws_cur(con, landing, source.export_name, source.format, context.log.info, period))
         yield from ingest_results(context, con, report, {AWS_CUR: aws_cur.RAW_SCHEMA},
                                   ["_export_name", "_billing_period"])
 

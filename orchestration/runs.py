@@ -1,0 +1,59 @@
+"""Run the whole pipeline once, as `gpuledger run` and the tests do: every billing period that has
+a delivery (one partitioned run each), then everything else. Every run is recorded in the
+Dagster instance, so the UI shows them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from ingest.config import load_config
+from ingest.landing import open_landing
+from ingest.load import newest_deliveries
+from orchestration.definitions import defs
+from orchestration.jobs import billing_period_job, gpuledger_job
+from orchestration.partitions import billing_periods, partition_key
+
+
+@dataclass
+class PipelineRun:
+    results: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.results) and all(r.success for r in self.results)
+
+    @property
+    def all_events(self) -> list[dg.DagsterEvent]:
+        return [e for r in self.results for e in r.all_events]
+
+
+def billing_periods_delivered(config_path: Path) -> list[str]:
+    cfg = load_config(config_path)
+    periods = set()
+    for source in cfg.sources.aws_cur:
+        landing = open_landing(cfg.resolve(source.location), cfg.warehouse_path.parent / "landing-cache")
+        deliveries, _, _ = newest_deliveries(landing, source.export_name, source.format)
+        periods |= {d.billing_period for d in deliveries}
+    return sorted(periods)
+
+
+def run_everything(config_path: Path, instance: dg.DagsterInstance, log_level: str = "INFO",
+                   say: Callable[[str], None] = print) -> PipelineRun:
+    run_config = {
+        "resources": {"gpuledger": {"config": {"config_path": str(config_path.resolve())}}},
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+    pipeline = PipelineRun()
+    valid = set(billing_periods.get_partition_keys())
+    for period in billing_periods_delivered(config_path):
+        if partition_key(period) not in valid:
+            say(f"gpuledger: billing period {period} is outside the partitions; not loaded")
+            continue
+        say(f"gpuledger: loading billing period {period}")
+        pipeline.results.append(defs.resolve_job_def(billing_period_job.name).execute_in_process(
+            partition_key=partition_key(period), instance=instance, run_config=run_config, raise_on_error=False))
+    pipeline.results.append(defs.resolve_job_def(gpuledger_job.name).execute_in_process(
+        instance=instance, run_config=run_config, raise_on_error=False))
+    return pipeline
