@@ -5,13 +5,13 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import billing, config_tables, dbt, serving, telemetry
+from orchestration.assets import billing, config_tables, dbt, reference, serving, telemetry
 from orchestration.jobs import billing_period_job, gpuledger_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import GpuledgerResource
 from orchestration.sensors import new_billing_deliveries, rebuild_after_billing
 
-all_assets = dg.load_assets_from_modules([config_tables, billing, telemetry, serving, dbt])
+all_assets = dg.load_assets_from_modules([config_tables, billing, telemetry, serving, dbt, reference])
 all_checks = dg.load_asset_checks_from_modules([config_tables, billing, telemetry, serving, dbt])
 
 defs = dg.Definitions(

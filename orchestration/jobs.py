@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.assets.billing import AWS_CUR
+from orchestration.assets.reference import CLOUD_GPU_PRICES_API
 from orchestration.partitions import billing_periods
 
 billing_period_job = dg.define_asset_job(
@@ -14,6 +15,7 @@ billing_period_job = dg.define_asset_job(
 
 gpuledger_job = dg.define_asset_job(
     "gpuledger_all",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(AWS_CUR),
+    # the price APIs need credentials and network: that asset runs only when asked for
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(AWS_CUR, CLOUD_GPU_PRICES_API),
     description="Ingest every other source (new or changed files only), then build and test every dbt model.",
 )
