@@ -16,7 +16,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_shipped_example_is_valid_and_resolves_relative_paths():
     cfg = load_config(REPO / "gpuledger.example.yaml")
     assert cfg.warehouse_path == REPO / "data" / "gpuledger.duckdb"
-    assert cfg.resolve(cfg.sources.aws_cur[0].location) == str(REPO / "landing" / "billing" / "aws")
+    assert cfg.resolve(cfg.sources.aws_cur[0].location) == "s3://my-billing-bucket/exports"
+    assert cfg.resolve(cfg.sources.aws_cur[1].location) == str(REPO / "landing" / "billing" / "legacy-cur")
+    assert cfg.sources.aws_cur[1].format == "legacy"
     assert cfg.token_weights.output == 2.5
     assert [w.name for w in cfg.workloads] == ["llama-70b-prod", "nightly-finetune"]
 
