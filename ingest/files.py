@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 CHUNK = 1 << 20
+GZIP_CHUNK = 1 << 14  # small input steps: on damage, everything before the bad step is kept
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def read_text_bytes(path: Path) -> tuple[bytes, str | None]:
     while data:
         dec = zlib.decompressobj(wbits=31)
         try:
-            for i in range(0, len(data), CHUNK):
-                out += dec.decompress(data[i : i + CHUNK])
+            for i in range(0, len(data), GZIP_CHUNK):
+                out += dec.decompress(data[i : i + GZIP_CHUNK])
         except zlib.error as err:
             return bytes(out), f"corrupt gzip data ({err})"
         if not dec.eof:

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -234,3 +235,33 @@ def test_a_delivery_quarantines_missing_drifted_and_incomplete_parts(tmp_path):
 def test_an_unusable_manifest_says_why(tmp_path, manifest, reason):
     with pytest.raises(ValueError, match=reason):
         aws_cur.parse_manifest(manifest.encode(), str(tmp_path), "cur-Manifest.json", "cur")
+
+
+def test_a_cur2_csv_gz_delivery_reads_like_parquet(tmp_path):
+    header = ("bill_payer_account_id,bill_billing_period_start_date,bill_billing_period_end_date,"
+              "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_unblended_cost,"
+              "line_item_currency_code,line_item_product_code,line_item_usage_type,resource_tags,"
+              "a_column_aws_added_later\n")
+    body = ('123456789012,2026-11-01T00:00:00Z,2026-12-01T00:00:00Z,Usage,2026-11-02T10:00:00Z,2026-11-02T11:00:00Z,'
+            '5.672,USD,AmazonEC2,USE1-BoxUsage:g5.12xlarge,"{""user_team"":""search""}",x\n') * 2
+    data = tmp_path / "cur" / "data" / "BILLING_PERIOD=2026-11"
+    data.mkdir(parents=True)
+    (data / "cur-00001.csv.gz").write_bytes(gzip.compress((header + body).encode()))
+    manifest = write_delivery(tmp_path, "2026-11", {}, manifest_files=["cur-00001.csv.gz"])
+    parsed = read(tmp_path, manifest)
+    assert parsed.quarantined == []
+    rows = parsed.tables[aws_cur.CUR].to_pylist()
+    assert [(r["line_item_unblended_cost"], r["resource_tags"], r["x_extra"]) for r in rows] == [
+        (5.672, [("user_team", "search")], '{"a_column_aws_added_later":"x"}')] * 2
+
+
+def test_a_corrupt_gzip_keeps_what_decompressed_before_the_damage(tmp_path):
+    # random ids keep the file from compressing to a single step
+    whole = bytearray(gzip.compress(b"".join(json.dumps(request(request_id=os.urandom(16).hex())).encode() + b"\n"
+                                             for _ in range(5000))))
+    whole[len(whole) // 2: len(whole) // 2 + 64] = b"\x00" * 64  # bytes flipped in the middle
+    path = tmp_path / "corrupt.jsonl.gz"
+    path.write_bytes(bytes(whole))
+    parsed = gateway.read_gateway_file(path)
+    assert 0 < parsed.tables[gateway.REQUESTS].num_rows < 5000
+    assert parsed.quarantined[-1].reason.startswith("corrupt gzip data")
