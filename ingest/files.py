@@ -58,14 +58,15 @@ def fingerprint(path: Path) -> Fingerprint:
     return Fingerprint(str(path), path.stat().st_size, digest.hexdigest())
 
 
-def read_text_bytes(path: Path) -> tuple[bytes, str | None]:
-    """The file's bytes, gunzipped when it ends in .gz, and why it stopped early if it did.
+def read_text_bytes(path: Path, gzipped: bool | None = None) -> tuple[bytes, str | None]:
+    """The file's bytes, gunzipped when it ends in .gz (or `gzipped` says so), and why it stopped
+    early if it did.
 
     A truncated or corrupt gzip keeps everything that decompressed before the damage, so the
     good rows of a half-copied file still land.
     """
     raw = path.read_bytes()
-    if path.suffix != ".gz":
+    if not (path.suffix == ".gz" if gzipped is None else gzipped):
         return raw, None
     out = bytearray()
     data = raw

@@ -4,6 +4,7 @@
     gpuledger generate --out DIR ...    write a demo fleet's landing zone, config and ground truth
     gpuledger run                       materialize every asset for the configured sources
     gpuledger sql "select ..." [--csv]  read-only SQL against the marts
+    gpuledger collect --out DIR         the NVML collector, on a GPU host
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import argparse
 import csv
 import logging
 import os
+import socket
 import sys
 import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from ingest.config import CONFIG_ENV_VAR, ConfigError, load_config
+from ingest.config import CONFIG_ENV_VAR, ConfigError, config_path_from_env, load_config
 
 DAGSTER_YAML = """\
 # Written by gpuledger. Runs launched from the CLI and from `dagster dev` share this instance.
@@ -177,6 +179,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if run_pipeline(Path(args.config)) else 1
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from ingest.collector import DEFAULT_ENV_ALLOWLIST, CollectorOptions, NvmlUnavailable, collect_until_signalled
+
+    host = args.host or socket.gethostname()
+    resource_id = args.resource_id or os.environ.get("GPULEDGER_RESOURCE_ID")
+    if resource_id is None and config_path_from_env().is_file():  # the config's host -> resource mapping
+        resource_id = load_config(config_path_from_env()).hosts.get(host)
+    options = CollectorOptions(out=Path(args.out), interval=args.interval, host=host, resource_id=resource_id,
+                               env_allowlist=tuple(args.env_allow or DEFAULT_ENV_ALLOWLIST), duration=args.duration)
+    try:
+        stats = collect_until_signalled(options)
+    except NvmlUnavailable as err:
+        print(f"gpuledger collect: {err}", file=sys.stderr)
+        return 2
+    print(f"gpuledger collect: {stats.samples} samples in {stats.cycles} cycles, {len(stats.files)} files, "
+          f"{stats.cpu_ms_per_sample:.3f} ms CPU per sample")
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     columns, rows = query_marts(load_config(Path(args.config)).warehouse_path, args.query)
     if args.csv:
@@ -189,8 +210,6 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ingest.config import config_path_from_env
-
     parser = argparse.ArgumentParser(prog="gpuledger", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize every asset for the configured sources")
     run.add_argument("--config", default=str(config_path_from_env()), help=f"gpuledger.yaml (${CONFIG_ENV_VAR})")
     run.set_defaults(func=_cmd_run)
+
+    collect = sub.add_parser("collect", help="sample every GPU of this host through NVML into hourly files")
+    collect.add_argument("--out", required=True, help="folder the hourly files go to (a landing zone)")
+    collect.add_argument("--interval", type=float, default=10.0, help="seconds between samples (default 10)")
+    collect.add_argument("--host", help="host name to record (default: this machine's)")
+    collect.add_argument("--resource-id", help="the billing resource id of this host, e.g. its EC2 instance id "
+                         "(default: $GPULEDGER_RESOURCE_ID, else the config's hosts mapping)")
+    collect.add_argument("--env-allow", nargs="*", help="environment variables of GPU processes to record (default: "
+                         "GPULEDGER_WORKLOAD, GPULEDGER_JOB, VLLM_SERVED_MODEL_NAME, MODEL_NAME, SLURM_JOB_*)")
+    collect.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM)")
+    collect.set_defaults(func=_cmd_collect)
 
     sql = sub.add_parser("sql", help="run a read-only query against the marts")
     sql.add_argument("query")
