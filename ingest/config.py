@@ -45,13 +45,34 @@ class FileSource(_Strict):
     location: str = Field(description="Folder or s3://bucket/prefix to read files from")
 
 
+class NvidiaSmiSource(_Strict):
+    """nvidia-smi CSV files under `<location>/<host>/...`."""
+
+    location: str
+    timezone: str = Field("UTC", description="the hosts' local time zone: nvidia-smi writes local time")
+    fields: list[str] = Field([], description="the --query-gpu fields, for output written with noheader")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)") from None
+        return zone
+
+
 class Sources(_Strict):
     aws_cur: list[AwsCurSource] = []
     gcp_billing: list[FileSource] = Field([], description="GCP detailed export extracts (JSONL or Parquet)")
     focus: list[FileSource] = Field([], description="FOCUS 1.0-1.3 exports of any provider (CSV or Parquet)")
     azure_cost_details: list[FileSource] = []
     oci_cost_reports: list[FileSource] = []
-    nvml: list[FileSource] = []
+    nvml: list[FileSource] = Field([], description="gpuledger collector files under <location>/<host>/...")
+    nvidia_smi: list[NvidiaSmiSource] = []
+    dcgm: list[FileSource] = Field([], description="dcgm-exporter scrapes under <location>/<host>/...")
     gateway: list[FileSource] = []
 
 
@@ -62,18 +83,26 @@ class Team(_Strict):
 
 
 class WorkloadMatch(_Strict):
-    """Shell-style patterns (`*`, `?`); every given field must match a GPU process."""
+    """What a workload's GPU holders look like. Text fields are shell-style patterns (`*`, `?`);
+    every field given must match. A holder is a process on a GPU (NVML collector, nvidia-smi) or a
+    pod on a GPU or MIG instance (dcgm-exporter)."""
 
     host: str | None = None
+    gpu_index: list[int] = Field([], description="the GPUs of the host, by index")
+    gpu_uuid: str | None = None
     process_name: str | None = None
     container_id: str | None = None
     pod_uid: str | None = None
+    pod: str | None = Field(None, description="Kubernetes pod name (dcgm-exporter's pod label)")
+    namespace: str | None = None
+    container: str | None = Field(None, description="Kubernetes container name (dcgm-exporter's label)")
     env: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _not_empty(self) -> WorkloadMatch:
-        if not (self.host or self.process_name or self.container_id or self.pod_uid or self.env):
-            raise ValueError("give at least one of host, process_name, container_id, pod_uid, env")
+        if not any(v for v in self.model_dump().values()):
+            raise ValueError("give at least one of host, gpu_index, gpu_uuid, process_name, container_id, "
+                             "pod_uid, pod, namespace, container, env")
         return self
 
 

@@ -19,7 +19,7 @@ from ingest.warehouse import already_ingested, duplicate_of, load_parsed
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[[Path, str], Parsed]
+Reader = Callable[[Path, str, str], Parsed]  # (local copy, label, landing key)
 
 
 @dataclass
@@ -54,6 +54,11 @@ class LoadReport:
                 f"{rows}; {self.quarantined} quarantined")
 
 
+def host_of(key: str) -> str:
+    """The host a telemetry file belongs to: its first folder (`<host>/...`), else its name."""
+    return key.split("/", 1)[0] if "/" in key else key.split(".", 1)[0]
+
+
 def label(landing: Landing, f: LandingFile) -> str:
     """How a file is named in rows and the quarantine: its path, or its s3:// URI."""
     return f"{landing.uri.rstrip('/')}/{f.key}"
@@ -78,7 +83,7 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
             parsed = Parsed(name)
             parsed.reject(None, f"duplicate of {original} (same bytes): not loaded again")
         else:
-            parsed = reader(landing.local_path(f), name)
+            parsed = reader(landing.local_path(f), name, f.key)
         load_parsed(con, source, parsed, name, {"_source_file": name}, f.size, f.version)
         report.add(parsed)
         if time.monotonic() - last > 5 or i == len(files):

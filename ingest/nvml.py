@@ -9,6 +9,10 @@ A line (field names follow NVML's calls; see ../shared/samples/gpu-telemetry/h10
      "processes": [{"pid": 4123, "name": "python3", "used_gpu_memory_bytes": ..., "container_id": "...",
                     "pod_uid": null, "env": {"GPULEDGER_WORKLOAD": "llama-70b"}}]}
 
+A GPU in MIG mode writes its own line (`"mig_mode": true`, energy and power, no processes) and
+one line per MIG instance, which holds the processes and says its share of the GPU:
+`"parent_gpu_uuid"`, `"mig_slices"` (its compute slices) and `"mig_total_slices"` (the GPU's).
+
 The reader splits each line into a GPU sample row and one row per process on the GPU.
 """
 
@@ -45,12 +49,17 @@ GPU_SAMPLE_SCHEMA = pa.schema([
     ("temp_c", pa.int32()),
     ("sm_clock_mhz", pa.int32()),
     ("process_count", pa.int32()),
+    ("mig_mode", pa.bool_()),
+    ("parent_gpu_uuid", pa.string()),
+    ("mig_slices", pa.int32()),
+    ("mig_total_slices", pa.int32()),
 ])
 
 PROCESS_SCHEMA = pa.schema([
     ("ts", pa.timestamp("us")),
     ("host", pa.string()),
-    ("gpu_uuid", pa.string()),
+    ("gpu_index", pa.int32()),
+    ("gpu_uuid", pa.string()),  # the device holding it: the GPU, or its MIG instance
     ("pid", pa.int64()),
     ("process_name", pa.string()),
     ("used_gpu_memory_bytes", pa.int64()),
@@ -66,14 +75,14 @@ def nvml_file_name(host: str, hour: datetime) -> str:
     return f"nvml-{host}-{hour:%Y%m%dT%H}.jsonl.gz"
 
 
-def _process_row(p: object, ts: datetime, host: str, gpu_uuid: str) -> tuple:
+def _process_row(p: object, ts: datetime, host: str, gpu_index: int, gpu_uuid: str) -> tuple:
     if not isinstance(p, dict):
         raise RowError(f"a process entry is {type(p).__name__}, expected an object")
     env = p.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise RowError("a process 'env' must be an object of strings")
     return (
-        ts, host, gpu_uuid, require(p, "pid", int), optional(p, "name", str),
+        ts, host, gpu_index, gpu_uuid, require(p, "pid", int), optional(p, "name", str),
         optional(p, "used_gpu_memory_bytes", int), optional(p, "container_id", str), optional(p, "pod_uid", str),
         json.dumps(env, sort_keys=True, separators=(",", ":")),
     )
@@ -89,17 +98,20 @@ def read_nvml_file(path: Path, label: str | None = None) -> Parsed:
             ts = parse_utc(obj.get("ts"))
             host = require(obj, "host", str)
             gpu_uuid = require(obj, "gpu_uuid", str)
+            gpu_index = require(obj, "gpu_index", int)
             procs = obj.get("processes") or []
             if not isinstance(procs, list):
                 raise RowError("'processes' must be a list")
-            proc_rows = [_process_row(p, ts, host, gpu_uuid) for p in procs]
+            proc_rows = [_process_row(p, ts, host, gpu_index, gpu_uuid) for p in procs]
             sample = (
-                ts, host, optional(obj, "resource_id", str), require(obj, "gpu_index", int), gpu_uuid,
+                ts, host, optional(obj, "resource_id", str), gpu_index, gpu_uuid,
                 optional(obj, "name", str), optional(obj, "mem_total_bytes", int),
                 optional(obj, "mem_used_bytes", int), optional(obj, "util_gpu_pct", NUMBER),
                 optional(obj, "util_mem_pct", NUMBER), optional(obj, "power_usage_mw", int),
                 optional(obj, "total_energy_mj", int), optional(obj, "temp_c", int),
-                optional(obj, "sm_clock_mhz", int), len(proc_rows),
+                optional(obj, "sm_clock_mhz", int), len(proc_rows), optional(obj, "mig_mode", bool),
+                optional(obj, "parent_gpu_uuid", str), optional(obj, "mig_slices", int),
+                optional(obj, "mig_total_slices", int),
             )
         except (RowError, ValueError) as err:
             parsed.reject(number, str(err))

@@ -1,56 +1,99 @@
-"""Which workload a GPU process belongs to, by the config's `workloads[].match` rules.
+"""Which workload holds a GPU, by the config's `workloads[].match` rules.
 
-Rules are shell-style patterns tried in config order; the first workload whose every given
-field matches wins. Resolution runs over the distinct process signatures seen in telemetry
-(host, process name, container, pod, allow-listed environment), a few hundred rows however
-many samples there are, and its answer is a table that SQL joins back to the samples.
+A holder is what telemetry sees on a GPU: a process (NVML collector: name, container, pod uid,
+allow-listed environment; nvidia-smi: name) or a Kubernetes pod (dcgm-exporter: pod, namespace,
+container labels), always with its host and GPU. Rules are tried in config order; the first
+workload whose every given field matches wins, so put narrow rules before broad ones. A holder
+no rule matches is `unmatched`.
+
+Resolution runs over the distinct holder signatures in the raw telemetry, a few hundred rows
+however many samples there are, and its answer is a table SQL joins back to the samples.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fnmatch import fnmatchcase
 
+import duckdb
 import pyarrow as pa
 
 from ingest.config import Workload, WorkloadMatch
+from ingest.warehouse import RAW, table_exists
 
 
 @dataclass(frozen=True)
-class ProcessSignature:
-    host: str
-    process_name: str | None
-    container_id: str | None
-    pod_uid: str | None
-    env: str | None  # JSON object, as the NVML reader stores it
+class HolderSignature:
+    host: str | None
+    gpu_index: int | None
+    gpu_uuid: str | None
+    process_name: str | None = None
+    container_id: str | None = None
+    pod_uid: str | None = None
+    pod: str | None = None
+    namespace: str | None = None
+    container: str | None = None
+    env: str | None = None  # JSON object, as the NVML reader stores it
 
 
-SIGNATURE_SCHEMA = pa.schema([
-    ("host", pa.string()), ("process_name", pa.string()), ("container_id", pa.string()),
-    ("pod_uid", pa.string()), ("env", pa.string()), ("workload", pa.string()),
-])
+SIGNATURE_SCHEMA = pa.schema(
+    [(f.name, pa.int32() if f.name == "gpu_index" else pa.string()) for f in fields(HolderSignature)]
+    + [("workload", pa.string())]
+)
+
+# Each raw telemetry table's holders, in HolderSignature's column order, with the GPU as the
+# staging models see it (a MIG instance's holders name the physical GPU).
+SIGNATURE_QUERIES = {
+    "nvml_processes": """
+        select distinct p.host, p.gpu_index, coalesce(s.parent_gpu_uuid, p.gpu_uuid), p.process_name,
+               p.container_id, p.pod_uid, null, null, null, p.env
+        from raw.nvml_processes p
+        left join (select distinct gpu_uuid, parent_gpu_uuid from raw.nvml_gpu_samples) s
+            on p.gpu_uuid = s.gpu_uuid""",
+    "nvidia_smi_processes": """
+        select distinct p.host, s.gpu_index, p.gpu_uuid, p.process_name, null, null, null, null, null, null
+        from raw.nvidia_smi_processes p
+        left join (select distinct host, gpu_uuid, gpu_index from raw.nvidia_smi_gpu_samples) s
+            on p.host = s.host and p.gpu_uuid = s.gpu_uuid""",
+    "dcgm_samples": """
+        select distinct host, gpu_index, gpu_uuid, null, null, null, pod, namespace, container, null
+        from raw.dcgm_samples where pod is not null""",
+}
 
 
 def _matches(pattern: str | None, value: str | None) -> bool:
     return pattern is None or (value is not None and fnmatchcase(value, pattern))
 
 
-def matches(rule: WorkloadMatch, p: ProcessSignature) -> bool:
-    env = json.loads(p.env) if p.env else {}
+def matches(rule: WorkloadMatch, h: HolderSignature) -> bool:
+    env = json.loads(h.env) if h.env else {}
     return (
-        _matches(rule.host, p.host)
-        and _matches(rule.process_name, p.process_name)
-        and _matches(rule.container_id, p.container_id)
-        and _matches(rule.pod_uid, p.pod_uid)
+        _matches(rule.host, h.host)
+        and (not rule.gpu_index or h.gpu_index in rule.gpu_index)
+        and _matches(rule.gpu_uuid, h.gpu_uuid)
+        and _matches(rule.process_name, h.process_name)
+        and _matches(rule.container_id, h.container_id)
+        and _matches(rule.pod_uid, h.pod_uid)
+        and _matches(rule.pod, h.pod)
+        and _matches(rule.namespace, h.namespace)
+        and _matches(rule.container, h.container)
         and all(_matches(pattern, env.get(key)) for key, pattern in rule.env.items())
     )
 
 
-def resolve(p: ProcessSignature, workloads: list[Workload]) -> str | None:
-    return next((w.name for w in workloads if matches(w.match, p)), None)
+def resolve(h: HolderSignature, workloads: list[Workload]) -> str | None:
+    return next((w.name for w in workloads if matches(w.match, h)), None)
 
 
-def resolve_all(signatures: list[ProcessSignature], workloads: list[Workload]) -> pa.Table:
-    rows = [{**vars(s), "workload": resolve(s, workloads)} for s in signatures]
+def signatures(con: duckdb.DuckDBPyConnection) -> list[HolderSignature]:
+    found: set[HolderSignature] = set()
+    for table, query in SIGNATURE_QUERIES.items():
+        if table_exists(con, RAW, table):
+            found |= {HolderSignature(*row) for row in con.execute(query).fetchall()}
+    return sorted(found, key=lambda s: tuple("" if v is None else str(v) for v in vars(s).values()))
+
+
+def resolve_all(holders: list[HolderSignature], workloads: list[Workload]) -> pa.Table:
+    rows = [{**vars(h), "workload": resolve(h, workloads)} for h in holders]
     return pa.Table.from_pylist(rows, schema=SIGNATURE_SCHEMA)

@@ -75,6 +75,9 @@ def gpu_process():
     """A real process with a workload name and a secret in its environment, as a vLLM server has."""
     env = {"PATH": os.environ["PATH"], "GPULEDGER_WORKLOAD": "llama-70b", "HF_TOKEN": "hf_never_recorded_41x"}
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    cmdline = Path(f"/proc/{child.pid}/cmdline")
+    while b"time.sleep" not in cmdline.read_bytes():  # until the child has exec'd (before, /proc shows ours)
+        time.sleep(0.01)
     yield child.pid
     child.kill()
     child.wait()

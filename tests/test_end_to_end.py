@@ -124,7 +124,7 @@ def test_running_again_changes_no_mart(fleet):
     tables = [t for (t,) in query(fleet["warehouse"], """
         select table_name from information_schema.tables
         where table_schema = 'raw' and table_name not in ('quarantine', 'ingested_files')""")]
-    assert len(tables) == 9
+    assert len(tables) == 12
     assert loaded == sum(query(fleet["warehouse"], f"select count(*) from raw.{t}")[0][0] for t in tables)
 
 

@@ -60,18 +60,18 @@ def test_files_load_once_and_a_changed_file_replaces_its_rows(tmp_path):
     jsonl(folder / "b.jsonl", [request(request_id="b1")])
     files = list_files([LocalLanding(folder)], gateway.FILE_SUFFIXES)
     with connect(tmp_path / "wh.duckdb") as con:
-        first = load_files(con, "gateway", files, gateway.read_gateway_file)
+        first = load_files(con, "gateway", files, lambda path, label, key: gateway.read_gateway_file(path, label))
         assert (first.loaded, first.rows["gateway_requests"], first.quarantined) == (2, 3, 1)
         assert con.execute("select source_file, row_number, reason from raw.quarantine").fetchall() == [
             (str(a), 3, "malformed JSON: Expecting property name enclosed in double quotes at column 2")]
 
-        again = load_files(con, "gateway", files, gateway.read_gateway_file)
+        again = load_files(con, "gateway", files, lambda path, label, key: gateway.read_gateway_file(path, label))
         assert (again.loaded, again.unchanged) == (0, 2)
         assert total(con, "select count(*) from raw.gateway_requests") == 3
 
         jsonl(a, [request(request_id="a1"), request(request_id="a2"), request(request_id="a3")])  # file fixed
         fixed = load_files(con, "gateway", list_files([LocalLanding(folder)], gateway.FILE_SUFFIXES),
-                           gateway.read_gateway_file)
+                           lambda path, label, key: gateway.read_gateway_file(path, label))
         assert (fixed.loaded, fixed.unchanged) == (1, 1)
         assert sorted(r[0] for r in con.execute("select request_id from raw.gateway_requests").fetchall()) == [
             "a1", "a2", "a3", "b1"]

@@ -71,3 +71,12 @@
         else cast(json_merge_patch({{ first_json }}, {{ second_json }}) as varchar)
     end
 {%- endmacro %}
+
+{# Seconds from one timestamp to another, as a double. #}
+{% macro seconds_between(start_column, end_column) -%}
+    {{ return(adapter.dispatch('seconds_between', 'gpuledger')(start_column, end_column)) }}
+{%- endmacro %}
+
+{% macro default__seconds_between(start_column, end_column) -%}
+    (epoch({{ end_column }}) - epoch({{ start_column }}))
+{%- endmacro %}

@@ -3,13 +3,15 @@ its raw tables, report row and quarantine counts, and warn (never fail) when row
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from ingest.config import Config, FileSource
+from ingest.config import Config
 from ingest.files import Parsed
 from ingest.load import LoadReport, list_files, load_files
 from ingest.warehouse import RAW, ensure_raw_table, scalar
@@ -62,6 +64,11 @@ def ingest_results(
         )
 
 
+def per_file(read: Callable[[Path, str], Parsed]) -> Callable[[Path, str, str, Any], Parsed]:
+    """A reader that needs nothing but the file."""
+    return lambda path, label, key, source: read(path, label)
+
+
 @dataclass(frozen=True)
 class FileFamily:
     """A source family whose files each replace what they loaded before (everything but CUR)."""
@@ -71,8 +78,9 @@ class FileFamily:
     kinds: frozenset[str]
     tables: dict[str, tuple[pa.Schema, str]]  # raw table -> (schema, description)
     suffixes: tuple[str, ...]
-    reader: Callable[[Path, str], Parsed]
-    locations: Callable[[Config], list[FileSource]]
+    # (local copy, label, landing key, the location's config) -> what the file holds
+    reader: Callable[[Path, str, str, Any], Parsed]
+    locations: Callable[[Config], list[Any]]
     description: str
 
     @property
@@ -93,11 +101,13 @@ def file_family_asset(family: FileFamily) -> dg.AssetsDefinition:
         description=family.description,
     )
     def _ingest(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
-        locations = family.locations(gpuledger.config)
-        files = list_files([gpuledger.landing(s.location) for s in locations], family.suffixes)
-        context.log.info(f"{family.name}: {len(files)} files under {len(locations)} locations")
+        report = LoadReport(family.name)
         with gpuledger.connect() as con:
-            report = load_files(con, family.name, files, family.reader, context.log.info)
+            for source in family.locations(gpuledger.config):
+                files = list_files([gpuledger.landing(source.location)], family.suffixes)
+                context.log.info(f"{family.name}: {len(files)} files under {source.location}")
+                report.merge(load_files(con, family.name, files, partial(family.reader, source=source),
+                                        context.log.info))
             yield from ingest_results(context, con, report, family.keys, ["_source_file"])
 
     return _ingest

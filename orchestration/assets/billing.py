@@ -6,7 +6,7 @@ import dagster as dg
 from ingest import aws_cur, azure, focus, gcp_billing, oci
 from ingest.load import LoadReport, load_aws_cur
 from ingest.warehouse import RAW
-from orchestration.assets._ingest import FileFamily, file_family_asset, ingest_results, no_quarantine_spec
+from orchestration.assets._ingest import FileFamily, file_family_asset, ingest_results, no_quarantine_spec, per_file
 from orchestration.partitions import billing_periods, period_of
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
@@ -46,7 +46,7 @@ GCP = FileFamily(
         gcp_billing.CREDITS: (gcp_billing.CREDIT_SCHEMA, "The credits of each GCP export row, one row per credit."),
     },
     suffixes=gcp_billing.FILE_SUFFIXES,
-    reader=gcp_billing.read_gcp_file,
+    reader=per_file(gcp_billing.read_gcp_file),
     locations=lambda cfg: cfg.sources.gcp_billing,
     description="GCP detailed billing export extracts (JSONL or Parquet).",
 )
@@ -57,7 +57,7 @@ FOCUS = FileFamily(
     tables={focus.FOCUS: (focus.FOCUS_FORMAT.schema, "Native FOCUS 1.0-1.3 export rows of any provider; FOCUS "
                           "columns in snake_case, provider x_ columns as JSON.")},
     suffixes=focus.FILE_SUFFIXES,
-    reader=focus.read_focus_file,
+    reader=per_file(focus.read_focus_file),
     locations=lambda cfg: cfg.sources.focus,
     description="FOCUS exports (AWS, Azure, GCP, OCI), CSV or Parquet.",
 )
@@ -67,7 +67,7 @@ AZURE = FileFamily(
     kinds=frozenset({"azure", "duckdb"}),
     tables={azure.AZURE: (azure.AZURE_FORMAT.schema, "Azure cost details (EA / MCA) export rows.")},
     suffixes=azure.FILE_SUFFIXES,
-    reader=azure.read_azure_file,
+    reader=per_file(azure.read_azure_file),
     locations=lambda cfg: cfg.sources.azure_cost_details,
     description="Azure Cost Management cost details exports (CSV).",
 )
@@ -77,7 +77,7 @@ OCI = FileFamily(
     kinds=frozenset({"oci", "duckdb"}),
     tables={oci.OCI: (oci.OCI_FORMAT.schema, "Oracle Cloud cost report rows, defined tags as JSON.")},
     suffixes=oci.FILE_SUFFIXES,
-    reader=oci.read_oci_file,
+    reader=per_file(oci.read_oci_file),
     locations=lambda cfg: cfg.sources.oci_cost_reports,
     description="Oracle Cloud cost reports (CSV).",
 )

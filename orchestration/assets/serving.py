@@ -1,7 +1,7 @@
 """LLM serving logs into `raw` (never any prompt or completion text)."""
 
 from ingest import gateway
-from orchestration.assets._ingest import FileFamily, file_family_asset
+from orchestration.assets._ingest import FileFamily, file_family_asset, per_file
 
 GATEWAY = FileFamily(
     name="gateway",
@@ -11,7 +11,7 @@ GATEWAY = FileFamily(
                                "key hash and alias, user, status, token usage. Prompt and completion text is "
                                "never read.")},
     suffixes=gateway.FILE_SUFFIXES,
-    reader=gateway.read_gateway_file,
+    reader=per_file(gateway.read_gateway_file),
     locations=lambda cfg: cfg.sources.gateway,
     description="OpenAI-compatible gateway request logs into raw.gateway_requests.",
 )

@@ -1,11 +1,13 @@
-"""GPU telemetry into `raw`, and which workload each GPU process belongs to."""
+"""GPU telemetry into `raw` (gpuledger's collector, nvidia-smi, dcgm-exporter), and which
+workload each GPU holder belongs to."""
 
 import dagster as dg
 
-from ingest import nvml
-from ingest.warehouse import CONFIG, RAW, replace_table, table_exists
-from ingest.workloads import ProcessSignature, resolve_all
-from orchestration.assets._ingest import FileFamily, file_family_asset
+from ingest import dcgm, nvidia_smi, nvml
+from ingest.load import host_of
+from ingest.warehouse import CONFIG, RAW, replace_table
+from ingest.workloads import resolve_all, signatures
+from orchestration.assets._ingest import FileFamily, file_family_asset, per_file
 from orchestration.assets.config_tables import CONFIG_KEYS
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
@@ -20,39 +22,63 @@ NVML = FileFamily(
                          "pod and allow-listed environment."),
     },
     suffixes=nvml.FILE_SUFFIXES,
-    reader=nvml.read_nvml_file,
+    reader=per_file(nvml.read_nvml_file),
     locations=lambda cfg: cfg.sources.nvml,
     description="gpuledger NVML collector files into raw.nvml_gpu_samples and raw.nvml_processes.",
 )
 nvml_telemetry = file_family_asset(NVML)
-PROCESSES = dg.AssetKey([RAW, nvml.PROCESSES])
+
+NVIDIA_SMI = FileFamily(
+    name="nvidia_smi",
+    group="telemetry",
+    kinds=frozenset({"nvidia", "duckdb"}),
+    tables={
+        nvidia_smi.GPU_SAMPLES: (nvidia_smi.GPU_SAMPLE_SCHEMA, "One row per GPU per nvidia-smi --query-gpu line."),
+        nvidia_smi.PROCESSES: (nvidia_smi.PROCESS_SCHEMA, "One row per nvidia-smi --query-compute-apps line."),
+    },
+    suffixes=nvidia_smi.FILE_SUFFIXES,
+    reader=lambda path, label, key, source: nvidia_smi.read_nvidia_smi_file(
+        path, label, host_of(key), source.timezone, source.fields or None),
+    locations=lambda cfg: cfg.sources.nvidia_smi,
+    description="nvidia-smi CSV output (query-gpu and query-compute-apps) into raw.nvidia_smi_*.",
+)
+nvidia_smi_telemetry = file_family_asset(NVIDIA_SMI)
+
+DCGM = FileFamily(
+    name="dcgm",
+    group="telemetry",
+    kinds=frozenset({"dcgm", "duckdb"}),
+    tables={dcgm.SAMPLES: (dcgm.SAMPLE_SCHEMA, "One row per GPU or MIG instance per dcgm-exporter scrape, with "
+                           "its Kubernetes pod, namespace and container.")},
+    suffixes=dcgm.FILE_SUFFIXES,
+    reader=lambda path, label, key, source: dcgm.read_dcgm_file(path, label, host_of(key)),
+    locations=lambda cfg: cfg.sources.dcgm,
+    description="dcgm-exporter Prometheus scrapes into raw.dcgm_samples.",
+)
+dcgm_telemetry = file_family_asset(DCGM)
+
 PROCESS_WORKLOADS = dg.AssetKey([CONFIG, "process_workloads"])
+HOLDER_TABLES = [dg.AssetKey([RAW, t]) for t in (nvml.PROCESSES, nvml.GPU_SAMPLES, nvidia_smi.PROCESSES,
+                                                  nvidia_smi.GPU_SAMPLES, dcgm.SAMPLES)]
 
 
 @dg.asset(
     key=PROCESS_WORKLOADS,
-    deps=[PROCESSES, CONFIG_KEYS["workloads"]],
+    deps=[*HOLDER_TABLES, CONFIG_KEYS["workloads"]],
     group_name="telemetry",
     kinds={"python", "duckdb"},
     owners=["team:platform"],
-    description="The workload each distinct GPU process (host, name, container, pod, environment) matches "
-    "by the config's `workloads[].match` rules, or null.",
+    description="The workload each distinct GPU holder (a process: host, GPU, name, container, pod uid, "
+    "environment; or a pod: name, namespace, container) matches by the config's `workloads[].match` rules, or null.",
     pool=WRITER_POOL,
 )
 def process_workloads(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource) -> dg.MaterializeResult:
     with gpuledger.connect() as con:
-        signatures = []
-        if table_exists(con, RAW, nvml.PROCESSES):
-            signatures = [
-                ProcessSignature(*row)
-                for row in con.execute(
-                    f"select distinct host, process_name, container_id, pod_uid, env from {RAW}.{nvml.PROCESSES}"
-                ).fetchall()
-            ]
-        table = resolve_all(signatures, gpuledger.config.workloads)
+        holders = signatures(con)
+        table = resolve_all(holders, gpuledger.config.workloads)
         replace_table(con, CONFIG, "process_workloads", table)
-    unmatched = sorted({f"{s.host}:{s.process_name}" for s, w in zip(signatures, table["workload"].to_pylist(),
-                                                                        strict=True) if w is None})
+    unmatched = sorted({f"{h.host}:{h.process_name or h.pod}" for h, w in zip(holders, table["workload"].to_pylist(),
+                                                                              strict=True) if w is None})
     if unmatched:
-        context.log.warning(f"GPU processes matching no workload rule (cost goes to 'unmatched'): {unmatched[:10]}")
-    return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows, "unmatched_signatures": len(unmatched)})
+        context.log.warning(f"GPU holders matching no workload rule (cost goes to 'unmatched'): {unmatched[:10]}")
+    return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows, "unmatched_holders": len(unmatched)})

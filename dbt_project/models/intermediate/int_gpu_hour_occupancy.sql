@@ -1,78 +1,56 @@
 {# Rule 3: for each GPU-hour with telemetry, which workloads held the GPU and for what share of
-   the hour's samples. A sample with k workloads on it gives each 1/k (time-slicing); a sample
-   with no process is idle. Energy is the NVML counter's rise since the previous sample, charged
-   to the later sample's holders; a rise across a gap of over a minute (collector down, counter
-   reset) is unknown and left out. #}
-{% set energy_kwh %}
-    sum(
-        case
-            when holders.since_previous <= interval '60 seconds' and holders.energy_delta_mj >= 0
-                then holders.share * holders.energy_delta_mj
-            else 0
-        end
-    ) / 3600000000
-{% endset %}
-
-with samples as (
-    select * from {{ ref('stg_nvml__gpu_samples') }}
+   the hour's samples. At each sample a holder holds its device's weight (the whole GPU, or a MIG
+   instance's slices) times its share of the device (time-slicing: by GPU memory held); what no
+   one holds is idle (workload null). Energy and busy time follow the same shares. #}
+with timestamps as (
+    select * from {{ ref('int_gpu_timestamps') }}
 ),
 
-processes as (
-    select * from {{ ref('stg_nvml__processes') }}
-),
-
-process_workloads as (
-    select * from {{ ref('stg_config__process_workloads') }}
-),
-
-hosts as (
-    select * from {{ ref('stg_config__hosts') }}
-),
-
-sample_energy as (
-    select
-        samples.*,
-        total_energy_mj - lag(total_energy_mj) over by_gpu as energy_delta_mj,
-        ts - lag(ts) over by_gpu as since_previous
-    from samples
-    window by_gpu as (partition by gpu_uuid order by ts)
-),
-
-sample_workloads as (
-    select distinct
-        processes.ts,
-        processes.gpu_uuid,
-        coalesce(process_workloads.workload, 'unmatched') as workload
-    from processes
-    left join process_workloads
-        on processes.host = process_workloads.host
-        and coalesce(processes.process_name, '') = coalesce(process_workloads.process_name, '')
-        and coalesce(processes.container_id, '') = coalesce(process_workloads.container_id, '')
-        and coalesce(processes.pod_uid, '') = coalesce(process_workloads.pod_uid, '')
-        and coalesce(processes.env, '') = coalesce(process_workloads.env, '')
+samples as (
+    select * from {{ ref('int_gpu_samples') }}
 ),
 
 holders as (
+    select * from {{ ref('int_gpu_sample_holders') }}
+),
+
+held as (
     select
-        sample_energy.*,
-        sample_workloads.workload,
-        {{ quantity('1.0 / count(*) over (partition by sample_energy.gpu_uuid, sample_energy.ts)') }} as share
-    from sample_energy
-    left join sample_workloads
-        on sample_energy.gpu_uuid = sample_workloads.gpu_uuid
-        and sample_energy.ts = sample_workloads.ts
+        samples.gpu_uuid,
+        samples.ts,
+        holders.workload,
+        {{ quantity('sum(' ~ quantity('samples.weight') ~ ' * holders.share)') }} as held
+    from samples
+    inner join holders on samples.ts = holders.ts and samples.device_uuid = holders.device_uuid
+    group by samples.gpu_uuid, samples.ts, holders.workload
+),
+
+with_idle as (
+    select gpu_uuid, ts, workload, held from held
+    union all
+    select
+        timestamps.gpu_uuid,
+        timestamps.ts,
+        cast(null as varchar) as workload,
+        {{ quantity('greatest(1 - coalesce(sum(held.held), 0), 0)') }} as held
+    from timestamps
+    left join held on timestamps.gpu_uuid = held.gpu_uuid and timestamps.ts = held.ts
+    group by timestamps.gpu_uuid, timestamps.ts
 )
 
 select
-    coalesce(holders.resource_id, hosts.resource_id) as resource_id,
-    holders.gpu_index,
-    date_trunc('hour', holders.ts) as hour_start,
-    holders.workload,
-    any_value(holders.host) as host,
-    any_value(holders.gpu_uuid) as gpu_uuid,
-    sum(holders.share) as held_samples,
-    {{ quantity(energy_kwh) }} as energy_kwh,
-    {{ quantity('sum(holders.share * cast(holders.util_gpu_pct as decimal(9, 3))) / 100') }} as busy_samples
-from holders
-left join hosts on holders.host = hosts.host
-group by 1, 2, 3, 4
+    timestamps.resource_id,
+    timestamps.gpu_index,
+    timestamps.hour_start,
+    with_idle.workload,
+    max(timestamps.host) as host,
+    timestamps.gpu_uuid,
+    sum(with_idle.held) as held_samples,
+    sum({{ quantity('with_idle.held * timestamps.energy_kwh') }}) as energy_kwh,
+    sum({{ quantity('cast(with_idle.held as double) * coalesce(timestamps.util_gpu_pct, 0) / 100.0') }})
+        as busy_samples
+from with_idle
+inner join timestamps on with_idle.gpu_uuid = timestamps.gpu_uuid and with_idle.ts = timestamps.ts
+where with_idle.held > 0
+group by timestamps.resource_id, timestamps.gpu_index, timestamps.hour_start, with_idle.workload,
+    timestamps.gpu_uuid

@@ -1,15 +1,28 @@
+{# The processes on each device (GPU or MIG instance) of each collector sample. #}
 with source as (
-    select * from {{ source('raw', 'nvml_processes') }}
+    select *
+    from {{ source('raw', 'nvml_processes') }}
+    qualify row_number() over (partition by gpu_uuid, ts, pid order by _source_file) = 1
+),
+
+devices as (
+    select distinct gpu_uuid, parent_gpu_uuid from {{ source('raw', 'nvml_gpu_samples') }}
 )
 
 select
-    ts,
-    host,
-    gpu_uuid,
-    pid,
-    process_name,
-    container_id,
-    pod_uid,
-    env,
-    used_gpu_memory_bytes
+    'nvml' as telemetry_source,
+    source.ts,
+    source.host,
+    source.gpu_index,
+    coalesce(devices.parent_gpu_uuid, source.gpu_uuid) as gpu_uuid,
+    source.gpu_uuid as device_uuid,
+    source.process_name,
+    source.container_id,
+    source.pod_uid,
+    cast(null as varchar) as pod,
+    cast(null as varchar) as namespace,
+    cast(null as varchar) as container,
+    source.env,
+    source.used_gpu_memory_bytes
 from source
+left join devices on source.gpu_uuid = devices.gpu_uuid

@@ -1,0 +1,57 @@
+{# Who held each device at each sample: processes (collector, nvidia-smi) and pods
+   (dcgm-exporter), with the workload the config's rules give them. Several holders on one
+   device (time-slicing, co-located processes) share it by the GPU memory each holds when every
+   one of them reports it, else equally. #}
+{% set holder_columns = ['telemetry_source', 'ts', 'host', 'gpu_index', 'gpu_uuid', 'device_uuid', 'process_name',
+                         'container_id', 'pod_uid', 'pod', 'namespace', 'container', 'env',
+                         'used_gpu_memory_bytes'] %}
+
+with holders as (
+    {% for model in ['stg_nvml__processes', 'stg_nvidia_smi__processes'] %}
+    select {{ holder_columns | join(', ') }} from {{ ref(model) }}
+    union all
+    {% endfor %}
+    select
+        telemetry_source, ts, host, gpu_index, gpu_uuid, device_uuid,
+        null, null, null, pod, namespace, container, null, mem_used_bytes
+    from {{ ref('stg_dcgm__samples') }}
+    where pod is not null
+),
+
+process_workloads as (
+    select * from {{ ref('stg_config__process_workloads') }}
+),
+
+by_workload as (
+    select
+        holders.ts,
+        holders.device_uuid,
+        coalesce(process_workloads.workload, 'unmatched') as workload,
+        sum(holders.used_gpu_memory_bytes) as used_gpu_memory_bytes,
+        case when count(holders.used_gpu_memory_bytes) = count(*) then 1 else 0 end as memory_known
+    from holders
+    left join process_workloads
+        on coalesce(holders.host, '') = coalesce(process_workloads.host, '')
+        and coalesce(holders.gpu_index, -1) = coalesce(process_workloads.gpu_index, -1)
+        and coalesce(holders.gpu_uuid, '') = coalesce(process_workloads.gpu_uuid, '')
+        and coalesce(holders.process_name, '') = coalesce(process_workloads.process_name, '')
+        and coalesce(holders.container_id, '') = coalesce(process_workloads.container_id, '')
+        and coalesce(holders.pod_uid, '') = coalesce(process_workloads.pod_uid, '')
+        and coalesce(holders.pod, '') = coalesce(process_workloads.pod, '')
+        and coalesce(holders.namespace, '') = coalesce(process_workloads.namespace, '')
+        and coalesce(holders.container, '') = coalesce(process_workloads.container, '')
+        and coalesce(holders.env, '') = coalesce(process_workloads.env, '')
+    group by holders.ts, holders.device_uuid, coalesce(process_workloads.workload, 'unmatched')
+)
+
+select
+    ts,
+    device_uuid,
+    workload,
+    {{ quantity('''case
+        when min(memory_known) over device_sample = 1 and sum(used_gpu_memory_bytes) over device_sample > 0
+            then cast(used_gpu_memory_bytes as double) / sum(used_gpu_memory_bytes) over device_sample
+        else 1.0 / count(*) over device_sample
+    end''') }} as share
+from by_workload
+window device_sample as (partition by ts, device_uuid)

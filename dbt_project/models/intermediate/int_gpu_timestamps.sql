@@ -1,0 +1,69 @@
+{# One row per physical GPU per sample time, whatever devices (MIG instances) it has: its
+   utilisation, peak memory use and the energy since the previous sample.
+   Energy: the rise of the GPU's energy counter (NVML, DCGM: mJ since the driver loaded) when the
+   previous sample is at most a minute back and the counter did not go backwards; else (no
+   counter, as with nvidia-smi, or a counter reset) power draw x time since the previous sample;
+   nothing across a gap of over a minute (collector down: the energy is unknown). #}
+{% set energy_kwh %}
+    case
+        when previous_ts is null or ts - previous_ts > interval '60 seconds' then 0
+        when energy_mj is not null and previous_energy_mj is not null and energy_mj >= previous_energy_mj
+            then (energy_mj - previous_energy_mj) / 3600000000.0
+        when power_w is not null then power_w * {{ seconds_between('previous_ts', 'ts') }} / 3600000.0
+        else 0
+    end
+{% endset %}
+
+with samples as (
+    select * from {{ ref('int_gpu_samples') }}
+),
+
+gpu_times as (
+    select
+        gpu_uuid,
+        ts,
+        max(resource_id) as resource_id,
+        max(host) as host,
+        max(gpu_index) as gpu_index,
+        max(hour_start) as hour_start,
+        max(telemetry_source) as telemetry_source,
+        max(case when device_uuid = gpu_uuid then energy_mj end) as energy_mj,
+        max(case when device_uuid = gpu_uuid then power_w end) as power_w,
+        coalesce(
+            max(case when device_uuid = gpu_uuid and weight > 0 then util_gpu_pct end),
+            sum(case when weight > 0 then weight * util_gpu_pct end) / nullif(sum(case when weight > 0 and
+                util_gpu_pct is not null then weight end), 0)
+        ) as util_gpu_pct,
+        max(cast(mem_used_bytes as double) / nullif(mem_total_bytes, 0)) as memory_fraction
+    from samples
+    group by gpu_uuid, ts
+),
+
+with_previous as (
+    select
+        gpu_times.*,
+        lag(ts) over by_gpu as previous_ts,
+        lag(energy_mj) over by_gpu as previous_energy_mj
+    from gpu_times
+    window by_gpu as (partition by gpu_uuid order by ts)
+)
+
+select
+    gpu_uuid,
+    ts,
+    resource_id,
+    host,
+    gpu_index,
+    hour_start,
+    telemetry_source,
+    util_gpu_pct,
+    memory_fraction,
+    {{ seconds_between('previous_ts', 'ts') }} as seconds_since_previous,
+    case
+        when previous_ts is null or ts - previous_ts > interval '60 seconds' then null
+        when energy_mj is not null and previous_energy_mj is not null and energy_mj >= previous_energy_mj
+            then 'counter'
+        when power_w is not null then 'power'
+    end as energy_method,
+    {{ quantity(energy_kwh) }} as energy_kwh
+from with_previous
