@@ -152,7 +152,8 @@ def run_pipeline(config_path: Path) -> bool:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from ingest.demo_fleet import generate
 
-    fleet = generate(Path(args.out), gpus=args.gpus, days=args.days, seed=args.seed, start=args.start)
+    fleet = generate(Path(args.out), gpus=args.gpus, days=args.days, seed=args.seed, start=args.start,
+                     telemetry=args.telemetry)
     print(f"gpuledger: wrote {fleet.files} files for {args.gpus} GPUs x {args.days} days to {fleet.out} "
           f"in {fleet.seconds:.1f} s; config {fleet.config_path}")
     return 0
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a demo fleet's landing zone, gpuledger.yaml and ground_truth.json")
     gen.add_argument("--out", required=True, help="folder to write to")
     gen.add_argument("--start", type=date.fromisoformat, default=date(2026, 10, 29), help="first day (UTC)")
+    gen.add_argument("--telemetry", choices=("nvml", "nvidia-smi", "dcgm"), default="nvml",
+                     help="the tool the GPU hosts' files come from (default: gpuledger's NVML collector)")
     fleet_options(gen)
     gen.set_defaults(func=_cmd_generate)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -67,45 +68,112 @@ def _process(plan: Plan, inst: Instance, wi: int, gpu: int, mem: int) -> dict:
     }
 
 
-def write_host(plan: Plan, inst: Instance, series: list[GpuSeries], root: Path) -> list[Path]:
+@dataclass(frozen=True)
+class Sample:
+    ts: datetime
+    gpu: int
+    holder: int  # workload index or IDLE
+    mem_used: int
+    util: int
+    power_w: float
+    energy_mj: int
+
+
+def _samples(plan: Plan, inst: Instance, series: list[GpuSeries], hour: int,
+             mem_rng: np.random.Generator) -> Iterator[Sample]:
+    t0 = plan.hour_start(hour)
+    for s in range(hour * SAMPLES_PER_HOUR, (hour + 1) * SAMPLES_PER_HOUR):
+        ts = t0 + timedelta(seconds=(s - hour * SAMPLES_PER_HOUR) * SAMPLE_SECONDS)
+        for gpu, gs in enumerate(series):
+            wi = int(gs.holder[s])
+            mem = RESERVED_MEMORY_BYTES
+            if wi != IDLE:
+                mem = int(inst.itype.gpu_memory_bytes * (0.86 + 0.04 * mem_rng.random()))
+            yield Sample(ts, gpu, wi, mem, int(gs.util[s]), float(gs.power_w[s]), int(gs.energy_mj[s]))
+
+
+def _nvml(plan: Plan, inst: Instance, samples: Iterator[Sample]) -> str:
     it = inst.itype
+    rows = []
+    for x in samples:
+        rows.append(json.dumps({
+            "ts": f"{x.ts:%Y-%m-%dT%H:%M:%S}.000Z", "host": inst.host, "resource_id": inst.resource_id,
+            "gpu_index": x.gpu, "gpu_uuid": inst.gpu_uuid(x.gpu), "name": it.gpu_name,
+            "mem_total_bytes": it.gpu_memory_bytes, "mem_used_bytes": x.mem_used, "util_gpu_pct": x.util,
+            "util_mem_pct": int(x.util * 0.4), "power_usage_mw": int(x.power_w * 1000),
+            "total_energy_mj": x.energy_mj, "temp_c": int(35 + x.util * 0.4),
+            "sm_clock_mhz": 1980 if x.util > 1 else 345,
+            "processes": [] if x.holder == IDLE else [_process(plan, inst, x.holder, x.gpu, x.mem_used)],
+        }, separators=(",", ":")))
+    return "".join(r + "\n" for r in rows)
+
+
+NVIDIA_SMI_GPU_HEADER = ("timestamp, index, uuid, name, utilization.gpu [%], utilization.memory [%], "
+                         "memory.total [MiB], memory.used [MiB], power.draw [W], temperature.gpu, clocks.sm [MHz]\n")
+NVIDIA_SMI_APPS_HEADER = "timestamp, gpu_uuid, pid, process_name, used_gpu_memory [MiB]\n"
+
+
+def _nvidia_smi(plan: Plan, inst: Instance, samples: Iterator[Sample]) -> tuple[str, str]:
+    """What `nvidia-smi --query-gpu=... --format=csv -l 10` and `--query-compute-apps` print."""
+    it = inst.itype
+    gpus, apps = [NVIDIA_SMI_GPU_HEADER], [NVIDIA_SMI_APPS_HEADER]
+    for x in samples:
+        stamp = f"{x.ts:%Y/%m/%d %H:%M:%S}.000"
+        uuid = inst.gpu_uuid(x.gpu)
+        gpus.append(f"{stamp}, {x.gpu}, {uuid}, {it.gpu_name}, {x.util} %, {int(x.util * 0.4)} %, "
+                    f"{it.gpu_memory_bytes >> 20} MiB, {x.mem_used >> 20} MiB, {x.power_w:.2f} W, "
+                    f"{int(35 + x.util * 0.4)}, {1980 if x.util > 1 else 345} MHz\n")
+        if x.holder != IDLE:
+            proc = _process(plan, inst, x.holder, x.gpu, x.mem_used)
+            apps.append(f"{stamp}, {uuid}, {proc['pid']}, {proc['name']}, "
+                        f"{proc['used_gpu_memory_bytes'] >> 20} MiB\n")
+    return "".join(gpus), "".join(apps)
+
+
+def _dcgm(plan: Plan, inst: Instance, samples: Iterator[Sample]) -> str:
+    """dcgm-exporter scrapes, with Prometheus timestamps, and the holding pod's labels."""
+    it = inst.itype
+    lines = []
+    for x in samples:
+        labels = (f'gpu="{x.gpu}",UUID="{inst.gpu_uuid(x.gpu)}",device="nvidia{x.gpu}",modelName="{it.gpu_name}",'
+                  f'Hostname="dcgm-exporter-{inst.host}"')
+        if x.holder != IDLE:
+            labels += f',container="server",namespace="ml",pod="{plan.workloads[x.holder].name}-0"'
+        ms = int(x.ts.timestamp() * 1000)
+        total_mib, used_mib = it.gpu_memory_bytes >> 20, x.mem_used >> 20
+        lines += [
+            f"DCGM_FI_DEV_GPU_UTIL{{{labels}}} {x.util} {ms}",
+            f"DCGM_FI_DEV_POWER_USAGE{{{labels}}} {x.power_w:.3f} {ms}",
+            f"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{{{labels}}} {x.energy_mj} {ms}",
+            f"DCGM_FI_DEV_FB_USED{{{labels}}} {used_mib} {ms}",
+            f"DCGM_FI_DEV_FB_FREE{{{labels}}} {total_mib - used_mib} {ms}",
+        ]
+    return "".join(line + "\n" for line in lines)
+
+
+def _gzip(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0, compresslevel=1) as gz:
+        gz.write(text.encode())
+    return path
+
+
+def write_host(plan: Plan, inst: Instance, series: list[GpuSeries], root: Path, fmt: str = "nvml") -> list[Path]:
+    """One host's telemetry, one file (or, for nvidia-smi, a pair) per hour, in the tool's format."""
     mem_rng = rng_for(plan.seed, f"memory/{inst.resource_id}")
     written = []
     for hour in range(plan.hours):
-        if hour in inst.outage_hours:
+        if hour in inst.outage_hours:  # the collector was down
             continue
+        samples = _samples(plan, inst, series, hour, mem_rng)
         t0 = plan.hour_start(hour)
-        rows = []
-        for s in range(hour * SAMPLES_PER_HOUR, (hour + 1) * SAMPLES_PER_HOUR):
-            ts = t0 + timedelta(seconds=(s - hour * SAMPLES_PER_HOUR) * SAMPLE_SECONDS)
-            stamp = f"{ts:%Y-%m-%dT%H:%M:%S}.000Z"
-            for gpu, gs in enumerate(series):
-                wi = int(gs.holder[s])
-                mem = RESERVED_MEMORY_BYTES
-                procs = []
-                if wi != IDLE:
-                    mem = int(it.gpu_memory_bytes * (0.86 + 0.04 * mem_rng.random()))
-                    procs = [_process(plan, inst, wi, gpu, mem)]
-                rows.append({
-                    "ts": stamp,
-                    "host": inst.host,
-                    "resource_id": inst.resource_id,
-                    "gpu_index": gpu,
-                    "gpu_uuid": inst.gpu_uuid(gpu),
-                    "name": it.gpu_name,
-                    "mem_total_bytes": it.gpu_memory_bytes,
-                    "mem_used_bytes": mem,
-                    "util_gpu_pct": int(gs.util[s]),
-                    "util_mem_pct": int(gs.util[s] * 0.4),
-                    "power_usage_mw": int(gs.power_w[s] * 1000),
-                    "total_energy_mj": int(gs.energy_mj[s]),
-                    "temp_c": int(35 + gs.util[s] * 0.4),
-                    "sm_clock_mhz": 1980 if gs.util[s] > 1 else 345,
-                    "processes": procs,
-                })
-        path = root / inst.host / f"{t0:%Y-%m-%d}" / nvml_file_name(inst.host, t0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0, compresslevel=1) as gz:
-            gz.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode())
-        written.append(path)
+        folder = root / inst.host / f"{t0:%Y-%m-%d}"
+        if fmt == "nvml":
+            written.append(_gzip(folder / nvml_file_name(inst.host, t0), _nvml(plan, inst, samples)))
+        elif fmt == "nvidia-smi":
+            gpus, apps = _nvidia_smi(plan, inst, samples)
+            written.append(_gzip(folder / f"nvidia-smi-gpu-{inst.host}-{t0:%Y%m%dT%H}.csv.gz", gpus))
+            written.append(_gzip(folder / f"nvidia-smi-apps-{inst.host}-{t0:%Y%m%dT%H}.csv.gz", apps))
+        else:
+            written.append(_gzip(folder / f"dcgm-{inst.host}-{t0:%Y%m%dT%H}.prom.gz", _dcgm(plan, inst, samples)))
     return written
