@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.files import Parsed, read_text_bytes, rows_to_table
+from ingest.files import Parsed, complete_lines, rows_to_table
 
 SAMPLES = "dcgm_samples"
 FILE_SUFFIXES = (".prom", ".prom.gz", ".txt", ".txt.gz", ".metrics", ".metrics.gz")
@@ -69,16 +69,12 @@ def _first(labels: dict[str, str], names: tuple[str, ...]) -> str | None:
 
 def read_dcgm_file(path: Path, label: str | None, host: str) -> Parsed:
     parsed = Parsed(label or str(path))
-    data, damage = read_text_bytes(path)
+    lines, damage = complete_lines(parsed, path)
     file_time = FILE_TIME.search(path.name)
     default_ts = (datetime.strptime(file_time[1], "%Y%m%dT%H%M%S") if file_time
                   else datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None))
     devices: dict[tuple, dict] = {}
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if damage and lines:
-        lines.pop()
-        parsed.reject(len(lines) + 1, "truncated line at the end of a damaged file")
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate((b.decode("utf-8", errors="replace").rstrip("\r") for b in lines), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         m = LINE.match(line)

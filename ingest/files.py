@@ -83,15 +83,22 @@ def read_text_bytes(path: Path, gzipped: bool | None = None) -> tuple[bytes, str
     return bytes(out), None
 
 
-def iter_json_lines(parsed: Parsed, path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each good JSON-object line; every other line is quarantined."""
+def complete_lines(parsed: Parsed, path: Path) -> tuple[list[bytes], str | None]:
+    """The file's lines and why it stopped early if it did. When damage cut the last line short
+    (no newline after it) that line is quarantined rather than read; the caller records the damage."""
     data, damage = read_text_bytes(path)
     lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
+    if lines[-1] == b"":
         lines.pop()
-    elif damage and lines:
-        lines.pop()  # the last line was cut off mid-way by the damage
+    elif damage:
+        lines.pop()
         parsed.reject(len(lines) + 1, "truncated line at the end of a damaged file")
+    return lines, damage
+
+
+def iter_json_lines(parsed: Parsed, path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each good JSON-object line; every other line is quarantined."""
+    lines, damage = complete_lines(parsed, path)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from ingest.files import Parsed, RowError, read_text_bytes, rows_to_table
+from ingest.files import Parsed, RowError, complete_lines, rows_to_table
 
 GPU_SAMPLES = "nvidia_smi_gpu_samples"
 PROCESSES = "nvidia_smi_processes"
@@ -74,12 +74,12 @@ def _timestamp(text: str, zone: ZoneInfo) -> datetime:
 def _gpu_row(v: dict[str, str], host: str, zone: ZoneInfo, number: int) -> tuple:
     if "timestamp" not in v:
         raise RowError("no timestamp field: query nvidia-smi with --query-gpu=timestamp,...")
-    index = v.get("index")
-    uuid = v.get("uuid")
-    if not uuid and index is None:
+    index = v.get("index") or None
+    uuid = v.get("uuid") or None
+    if uuid is None and index is None:
         raise RowError("neither uuid nor index: query nvidia-smi with --query-gpu=...,index,uuid")
     return (
-        _timestamp(v["timestamp"], zone), host, int(index) if index not in (None, "") else None,
+        _timestamp(v["timestamp"], zone), host, int(index) if index is not None else None,
         uuid or f"{host}/gpu{index}", v.get("name"), _number(v.get("utilization.gpu", "")),
         _number(v.get("utilization.memory", "")), _memory_bytes(v.get("memory.total", "")),
         _memory_bytes(v.get("memory.used", "")), _number(v.get("power.draw", "")),
@@ -101,15 +101,12 @@ def read_nvidia_smi_file(path: Path, label: str | None, host: str, timezone: str
     """GPU and process lines of one file; the header (or `fields`, for noheader output) says which is which."""
     parsed = Parsed(label or str(path))
     zone = ZoneInfo(timezone)
-    data, damage = read_text_bytes(path)
+    lines, damage = complete_lines(parsed, path)
     gpus: list[tuple] = []
     processes: list[tuple] = []
     names = [field_name(f) for f in fields] if fields else None
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if damage and lines:
-        lines.pop()
-        parsed.reject(len(lines) + 1, "truncated line at the end of a damaged file")
-    for number, row in enumerate(csv.reader(io.StringIO("\n".join(lines)), skipinitialspace=True), start=1):
+    text = b"\n".join(lines).decode("utf-8", errors="replace")
+    for number, row in enumerate(csv.reader(io.StringIO(text), skipinitialspace=True), start=1):
         if not row:
             continue
         if row[0].strip() in ("timestamp", "index", "name", "uuid", "gpu_uuid") and not row[0][:1].isdigit():

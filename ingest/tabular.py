@@ -201,7 +201,8 @@ def read_csv(path: Path, fmt: Format, parsed: Parsed, label: str | None = None) 
         parsed.reject(None, "empty file: no header line", label)
         return None
     rows = ((n, row) for n, row in enumerate(reader, start=2) if row)  # line 1 is the header
-    return _to_table(fmt, headers, rows, label, parsed, damaged=damage is not None)
+    # a damaged file that still ends in a newline lost no part of its last row
+    return _to_table(fmt, headers, rows, label, parsed, damaged=damage is not None and not data.endswith(b"\n"))
 
 
 def read_parquet(path: Path, fmt: Format, parsed: Parsed, label: str | None = None) -> pa.Table | None:

@@ -53,7 +53,7 @@ workloads:
 """
 
 
-def _cur_line(start, end, line_type, cost, usage_type, resource=None, team=None, instance_type=None):
+def cur_line(start, end, line_type, cost, usage_type, resource=None, team=None, instance_type=None):
     return {
         "bill_billing_period_start_date": datetime(2026, 11, 1), "bill_billing_period_end_date": datetime(2026, 12, 1),
         "bill_payer_account_id": "111122223333", "line_item_line_item_type": line_type,
@@ -67,14 +67,18 @@ def _cur_line(start, end, line_type, cost, usage_type, resource=None, team=None,
 
 def write_bill(root: Path) -> None:
     hour = timedelta(hours=1)
-    lines = [
-        _cur_line(T10, T10 + hour, "Usage", 8.0, "USE1-BoxUsage:g5.12xlarge", "i-0gpu", "search", "g5.12xlarge"),
-        _cur_line(T11, T11 + hour, "Usage", 8.0, "USE1-BoxUsage:g5.12xlarge", "i-0gpu", "search", "g5.12xlarge"),
-        _cur_line(T10, T10 + hour, "Usage", 0.40, "USE1-EBS:VolumeUsage.gp3", "vol-0shared"),
-        _cur_line(T11, T11 + hour, "Usage", 0.40, "USE1-EBS:VolumeUsage.gp3", "vol-0shared"),
-        _cur_line(DAY, DAY + 24 * hour, "Credit", -0.24, ""),
-        _cur_line(DAY, DAY + 24 * hour, "Usage", 2.40, "USE1-TimedStorage-ByteHrs", "research-bucket", "research"),
-    ]
+    write_cur(root, [
+        cur_line(T10, T10 + hour, "Usage", 8.0, "USE1-BoxUsage:g5.12xlarge", "i-0gpu", "search", "g5.12xlarge"),
+        cur_line(T11, T11 + hour, "Usage", 8.0, "USE1-BoxUsage:g5.12xlarge", "i-0gpu", "search", "g5.12xlarge"),
+        cur_line(T10, T10 + hour, "Usage", 0.40, "USE1-EBS:VolumeUsage.gp3", "vol-0shared"),
+        cur_line(T11, T11 + hour, "Usage", 0.40, "USE1-EBS:VolumeUsage.gp3", "vol-0shared"),
+        cur_line(DAY, DAY + 24 * hour, "Credit", -0.24, ""),
+        cur_line(DAY, DAY + 24 * hour, "Usage", 2.40, "USE1-TimedStorage-ByteHrs", "research-bucket", "research"),
+    ])
+
+
+def write_cur(root: Path, lines: list[dict]) -> None:
+    """A November 2026 CUR 2.0 delivery (export `cur`) of these lines, with its manifest."""
     table = pa.Table.from_pylist(lines, schema=pa.schema([
         ("bill_billing_period_start_date", pa.timestamp("ms")), ("bill_billing_period_end_date", pa.timestamp("ms")),
         ("bill_payer_account_id", pa.string()), ("line_item_line_item_type", pa.string()),
