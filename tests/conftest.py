@@ -19,7 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("DAGSTER_HOME", None)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.fail(f"the shared samples are expected at {SAMPLES} (a checkout beside ../shared)")
