@@ -20,7 +20,9 @@ def test_the_shipped_example_is_valid_and_resolves_relative_paths():
     assert cfg.resolve(cfg.sources.aws_cur[1].location) == str(REPO / "landing" / "billing" / "legacy-cur")
     assert cfg.sources.aws_cur[1].format == "legacy"
     assert cfg.token_weights.output == 2.5
-    assert [w.name for w in cfg.workloads] == ["llama-70b-prod", "nightly-finetune"]
+    assert [w.name for w in cfg.workloads] == ["llama-70b-prod", "nightly-finetune", "embeddings-k8s"]
+    assert cfg.workloads[2].match.pod == "embeddings-*"
+    assert cfg.sources.nvidia_smi[0].timezone == "UTC"
 
 
 def test_defaults_when_the_file_is_empty(tmp_path):
