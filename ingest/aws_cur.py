@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -171,11 +171,10 @@ def _read_data_file(path: Path, flavour: CurFlavour, parsed: Parsed, label: str)
     return read_csv(path, CUR2_FORMAT if flavour == "cur2" else LEGACY_FORMAT, parsed, label)
 
 
-def read_delivery(delivery: Delivery, fetch: Callable[[str], Path | None]) -> Parsed:
-    """Every line item of one delivery, with the file and row each came from. `fetch` gives a
-    data file's local copy, or None when the landing zone does not have it."""
-    parsed = Parsed(delivery.label(delivery.manifest))
-    parts = []
+def iter_delivery(delivery: Delivery, fetch: Callable[[str], Path | None], parsed: Parsed) -> Iterator[pa.Table]:
+    """The good line items of one delivery, a data file at a time (a month of a large account
+    does not fit in memory at once), with the file and row each came from; the rest go to
+    `parsed`'s quarantine. `fetch` gives a data file's local copy, or None when it is missing."""
     for key in delivery.data_files:
         label = delivery.label(key)
         path = fetch(key)
@@ -196,13 +195,11 @@ def read_delivery(delivery: Delivery, fetch: Callable[[str], Path | None]) -> Pa
                          pc.is_null(table["line_item_usage_start_date"])),
             pc.is_null(table["line_item_line_item_type"]),
         )
-        for n in pc.filter(rows, bad).to_pylist():
-            parsed.reject(n, "line item without cost, usage start or line item type", label)
-        good = pc.invert(bad)
-        table = table.filter(good)
-        table = table.append_column("_source_file", pa.array([label] * table.num_rows, pa.string()))
-        table = table.append_column("_row_number", pc.filter(rows, good))
-        parts.append(table)
-    if parts:
-        parsed.tables[CUR] = pa.concat_tables(parts)
-    return parsed
+        if pc.any(bad).as_py():  # filtering copies every column: only when there is something to drop
+            for n in pc.filter(rows, bad).to_pylist():
+                parsed.reject(n, "line item without cost, usage start or line item type", label)
+            good = pc.invert(bad)
+            table, rows = table.filter(good), pc.filter(rows, good)
+        table = table.append_column("_source_file", pa.repeat(pa.scalar(label), table.num_rows))
+        yield table.append_column("_row_number", rows)
+

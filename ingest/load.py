@@ -15,7 +15,7 @@ import duckdb
 from ingest import aws_cur
 from ingest.files import Parsed
 from ingest.landing import Landing, LandingFile
-from ingest.warehouse import already_ingested, duplicate_of, load_parsed
+from ingest.warehouse import already_ingested, duplicate_of, load_parsed, replacing
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,10 @@ class LoadReport:
     quarantined: int = 0
     problems: list[str] = field(default_factory=list)  # a few quarantine reasons, for the run log
 
-    def add(self, parsed: Parsed) -> None:
+    def add(self, parsed: Parsed, rows: dict[str, int] | None = None) -> None:
+        """`rows` per table, where the parts were loaded as they were read rather than kept in `parsed`."""
         self.loaded += 1
-        self.rows.update({name: t.num_rows for name, t in parsed.tables.items()})
+        self.rows.update(rows or {name: t.num_rows for name, t in parsed.tables.items()})
         self.quarantined += len(parsed.quarantined)
         for q in parsed.quarantined[: max(0, 5 - len(self.problems))]:
             where = f"{q.source_file}" + (f" row {q.row_number}" if q.row_number else "")
@@ -153,9 +154,14 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
         def fetch(key: str) -> Path | None:
             return landing.local_path(files[key]) if key in files else None
 
-        parsed = aws_cur.read_delivery(delivery, fetch)
+        parsed = Parsed(delivery.label(delivery.manifest))
         scope = {"_export_name": export_name, "_billing_period": delivery.billing_period}
-        load_parsed(con, aws_cur.CUR, parsed, delivery.key, scope, size, version)
-        report.add(parsed)
-        progress(f"aws_cur: {delivery.key} loaded ({parsed.rows:,} line items, {len(parsed.quarantined)} quarantined)")
+        rows = 0
+        with replacing(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, [aws_cur.CUR]) as insert:
+            for i, part in enumerate(aws_cur.iter_delivery(delivery, fetch, parsed), start=1):
+                insert(aws_cur.CUR, part)
+                rows += part.num_rows
+                progress(f"aws_cur: {delivery.key}: {i}/{len(delivery.data_files)} files, {rows:,} line items")
+        report.add(parsed, {aws_cur.CUR: rows})
+        progress(f"aws_cur: {delivery.key} loaded ({rows:,} line items, {len(parsed.quarantined)} quarantined)")
     return report

@@ -6,7 +6,7 @@ so re-running an ingest never duplicates rows and a crash never leaves half a fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,7 +109,8 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, name: str, scope_columns: Mapp
             con.execute(f'alter table {RAW}.{name} add column "{column}" {column_type}')
 
 
-def load_parsed(
+@contextmanager
+def replacing(
     con: duckdb.DuckDBPyConnection,
     source: str,
     parsed: Parsed,
@@ -117,26 +118,45 @@ def load_parsed(
     scope_columns: Mapping[str, str],
     size_bytes: int,
     sha256: str,
-) -> None:
-    """Replace what `scope` loaded before with `parsed`, and record its quarantine and fingerprint.
+    tables: Iterable[str],
+) -> Iterator[Callable[[str, pa.Table], None]]:
+    """One transaction that replaces what `scope` (a file, or a billing delivery) loaded before: it
+    clears the scope's rows from `tables`, yields `insert(table_name, rows)` for the new rows (as
+    many parts as the caller likes, so a large delivery never sits in memory whole), then records
+    the scope's quarantine and fingerprint.
 
     `scope_columns` are written on every row and identify the rows to replace (for a file, its
     path; for a billing delivery, its export and period).
     """
     now = utc_now()
     where = " and ".join(f"{c} = ?" for c in scope_columns)
+    consts = "".join(f", ? as {c}" for c in scope_columns)
+    ready: set[str] = set()
+    rows = 0
+
+    def clear(name: str) -> None:
+        con.execute(f"delete from {RAW}.{name} where {where}", list(scope_columns.values()))
+        ready.add(name)
+
+    def insert(name: str, table: pa.Table) -> None:
+        nonlocal rows
+        con.register("incoming", table)
+        _ensure_table(con, name, scope_columns)
+        if name not in ready:
+            clear(name)
+        con.execute(
+            f"insert into {RAW}.{name} by name select *{consts}, ? as _ingested_at from incoming",
+            [*scope_columns.values(), now],
+        )
+        con.unregister("incoming")
+        rows += table.num_rows
+
     con.begin()
     try:
-        for name, table in parsed.tables.items():
-            con.register("incoming", table)
-            _ensure_table(con, name, scope_columns)
-            con.execute(f"delete from {RAW}.{name} where {where}", list(scope_columns.values()))
-            consts = "".join(f", ? as {c}" for c in scope_columns)
-            con.execute(
-                f"insert into {RAW}.{name} by name select *{consts}, ? as _ingested_at from incoming",
-                [*scope_columns.values(), now],
-            )
-            con.unregister("incoming")
+        for name in tables:
+            if table_exists(con, RAW, name):
+                clear(name)
+        yield insert
         con.execute(f"delete from {RAW}.quarantine where source = ? and scope = ?", [source, scope])
         if parsed.quarantined:
             con.executemany(
@@ -145,12 +165,20 @@ def load_parsed(
             )
         con.execute(
             f"insert or replace into {RAW}.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
-            [source, scope, size_bytes, sha256, parsed.rows, len(parsed.quarantined), now],
+            [source, scope, size_bytes, sha256, rows, len(parsed.quarantined), now],
         )
         con.commit()
-    except Exception:
+    except BaseException:
         con.rollback()
         raise
+
+
+def load_parsed(con: duckdb.DuckDBPyConnection, source: str, parsed: Parsed, scope: str,
+                scope_columns: Mapping[str, str], size_bytes: int, sha256: str) -> None:
+    """Replace what `scope` loaded before with `parsed`'s tables, quarantine and fingerprint."""
+    with replacing(con, source, parsed, scope, scope_columns, size_bytes, sha256, parsed.tables) as insert:
+        for name, table in parsed.tables.items():
+            insert(name, table)
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, table: pa.Table) -> None:

@@ -235,3 +235,20 @@ def test_the_ledger_holds_every_cent_of_the_bill(warehouse):
     assert query(warehouse, """
         select source_charges, source_effective_cost, ledger_effective_cost, unallocated_cost, difference
         from marts.cost_reconciliation""") == [(6, d("18.96"), d("18.96"), d("0"), d("0"))]
+
+
+def test_gpu_efficiency_by_hand(warehouse):
+    rows = query(warehouse, """
+        select gpu_index, billed_gpu_hours, held_hours, idle_hours, unmonitored_hours, round(avg_utilization, 6),
+               round(energy_kwh, 6), effective_cost, idle_cost, unmonitored_cost, recommendation
+        from marts.gpu_efficiency_daily where resource_id = 'i-0gpu' order by gpu_index""")
+    assert rows == [
+        # chat held it both hours, 80 % busy at 10:00 and 0 % at 11:00
+        (0, d("2"), d("2"), d("0"), d("0"), 0.4, d("0.2"), d("4"), d("0"), d("0"), None),
+        # chat for half of 10:00 at 80 %, then free; no telemetry at 11:00
+        (1, d("2"), d("0.5"), d("0.5"), d("1"), 0.4, d("0.1"), d("4"), d("1"), d("2"), None),
+        # time-sliced by chat and tune at 90 % during 10:00
+        (2, d("2"), d("1"), d("0"), d("1"), 0.9, d("0.1"), d("4"), d("0"), d("2"), None),
+        (3, d("2"), d("0"), d("0"), d("2"), None, d("0"), d("4"), d("0"), d("4"),
+         "no telemetry for most of the day: run gpuledger collect (or ship nvidia-smi / dcgm-exporter files)"),
+    ]

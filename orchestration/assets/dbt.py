@@ -2,6 +2,7 @@
 
 
 import os
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +40,12 @@ class GpuledgerTranslator(DagsterDbtTranslator):
 )
 def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
     os.environ[WAREHOUSE_ENV_VAR] = str(gpuledger.config.warehouse_path)
-    events = list(dbt.cli(["build"], context=context).stream())
+    invocation = dbt.cli(["build"], context=context)
+    events = list(invocation.stream())
+    # dagster-dbt gives every run its own target folder (a few MB); an hourly schedule would fill
+    # the disk. A failed run's folder stays for its logs and compiled SQL.
+    if invocation.is_successful():
+        shutil.rmtree(invocation.target_path, ignore_errors=True)
     # Row counts are read here, on a connection that is closed again, rather than with
     # dagster-dbt's fetch_row_counts(), which leaves dbt's connection open in this process.
     with gpuledger.connect() as con:

@@ -16,7 +16,7 @@ daily as (
         gpu_index,
         max(gpu_model) as gpu_model,
         sum(gpu_hours) as billed_gpu_hours,
-        sum(case when holder_kind in ('inference', 'training', 'batch') then gpu_hours else 0 end) as busy_hours,
+        sum(case when holder_kind in ('inference', 'training', 'batch') then gpu_hours else 0 end) as held_hours,
         sum(case when holder_kind = 'idle' then gpu_hours else 0 end) as idle_hours,
         sum(case when holder_kind = 'unmonitored' then gpu_hours else 0 end) as unmonitored_hours,
         sum(busy_gpu_hours) as utilized_hours,
@@ -42,7 +42,7 @@ select
     daily.gpu_model,
     daily.billing_currency as currency,
     daily.billed_gpu_hours,
-    daily.busy_hours,
+    daily.held_hours,
     daily.idle_hours,
     daily.unmonitored_hours,
     case when daily.billed_gpu_hours > daily.unmonitored_hours
@@ -57,9 +57,9 @@ select
             then 'no telemetry for most of the day: run gpuledger collect (or ship nvidia-smi / dcgm-exporter files)'
         when daily.idle_hours >= 0.5 * daily.billed_gpu_hours
             then 'idle most of the day: stop it, or let another workload share it'
-        when daily.busy_hours > 0 and memory.peak_memory_fraction < 0.35
+        when daily.held_hours > 0 and memory.peak_memory_fraction < 0.35
             then 'under 35 % of GPU memory at peak: a smaller GPU or a MIG slice would do'
-        when daily.busy_hours > 0 and daily.utilized_hours < 0.2 * daily.busy_hours
+        when daily.held_hours > 0 and daily.utilized_hours < 0.2 * daily.held_hours
             then 'held but barely used: batch more work onto it, or share it'
     end as recommendation
 from daily
