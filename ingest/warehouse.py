@@ -50,6 +50,10 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         if not read_only:
+            # Raw rows carry their file and row number, so their order on disk does not matter;
+            # letting DuckDB drop it writes a large delivery straight to row groups instead of
+            # through the commit: a 10 M-line CUR month peaks at 6.6 GiB instead of 14.6 GiB.
+            con.execute("set preserve_insertion_order = false")
             con.execute(_BOOKKEEPING)
         yield con
     finally:
@@ -88,12 +92,12 @@ def duplicate_of(con: duckdb.DuckDBPyConnection, source: str, scope: str, sha256
 
 def ensure_raw_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, scope_columns: list[str]) -> None:
     """The raw table, empty when nothing was loaded yet, so the SQL over it always runs."""
-    con.register("incoming", schema.empty_table())
-    _ensure_table(con, name, dict.fromkeys(scope_columns, ""))
-    con.unregister("incoming")
+    _ensure_table(con, name, dict.fromkeys(scope_columns, ""), schema.empty_table())
 
 
-def _ensure_table(con: duckdb.DuckDBPyConnection, name: str, scope_columns: Mapping[str, str]) -> None:
+def _ensure_table(con: duckdb.DuckDBPyConnection, name: str, scope_columns: Mapping[str, str],
+                  incoming: pa.Table) -> None:
+    """`incoming` is read by name in the SQL (DuckDB's replacement scan of Python variables)."""
     extra = "".join(f", cast(null as varchar) as {c}" for c in scope_columns)
     con.execute(
         f"create table if not exists {RAW}.{name} as "
@@ -138,18 +142,18 @@ def replacing(
         con.execute(f"delete from {RAW}.{name} where {where}", list(scope_columns.values()))
         ready.add(name)
 
-    def insert(name: str, table: pa.Table) -> None:
+    def insert(name: str, incoming: pa.Table) -> None:
+        # read by DuckDB's replacement scan, not con.register(): a registered table stays in
+        # memory until the transaction ends, and a large delivery is many tables in one transaction
         nonlocal rows
-        con.register("incoming", table)
-        _ensure_table(con, name, scope_columns)
+        _ensure_table(con, name, scope_columns, incoming)
         if name not in ready:
             clear(name)
         con.execute(
             f"insert into {RAW}.{name} by name select *{consts}, ? as _ingested_at from incoming",
             [*scope_columns.values(), now],
         )
-        con.unregister("incoming")
-        rows += table.num_rows
+        rows += incoming.num_rows
 
     con.begin()
     try:
