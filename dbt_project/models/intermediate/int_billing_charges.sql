@@ -3,6 +3,13 @@
 {% set billing_models = ['stg_aws__cur', 'stg_gcp__billing_export', 'stg_azure__cost_details',
                          'stg_oci__cost_report', 'stg_focus__charges'] %}
 
+{# The configured team tag keys, in priority order, read when the model runs: a coalesce over a
+   handful of keys per row is far cheaper than joining every charge to every key. #}
+{% set tag_keys_query %}
+    select tag_key from {{ ref('stg_config__team_tag_keys') }} order by priority
+{% endset %}
+{% set team_tag_keys = run_query(tag_keys_query).columns[0].values() if execute else [] %}
+
 with charges as (
     {% for model in billing_models %}
     select {{ focus_charge_columns() | join(', ') }} from {{ ref(model) }}
@@ -12,19 +19,6 @@ with charges as (
 
 gpu_instance_types as (
     select * from {{ ref('gpu_instance_types') }}
-),
-
-tag_keys as (
-    select * from {{ ref('stg_config__team_tag_keys') }}
-),
-
-team_tags as (
-    select
-        charges.charge_id,
-        {{ json_value('charges.tags', 'tag_keys.tag_key') }} as team_tag,
-        row_number() over (partition by charges.charge_id order by tag_keys.priority) as tag_rank
-    from charges
-    inner join tag_keys on {{ json_value('charges.tags', 'tag_keys.tag_key') }} is not null
 )
 
 select
@@ -39,9 +33,16 @@ select
     gpu_instance_types.gpu_model,
     gpu_instance_types.gpu_count,
     gpu_instance_types.gpu_count is not null and charges.charge_category = 'Usage' as is_gpu_compute,
-    team_tags.team_tag
+    {% if team_tag_keys -%}
+    coalesce(
+        {%- for key in team_tag_keys %}
+        {{ json_value('charges.tags', "'" ~ key | replace("'", "''") ~ "'") }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    )
+    {%- else -%}
+    cast(null as varchar)
+    {%- endif %} as team_tag
 from charges
 left join gpu_instance_types
     on charges.provider_name = gpu_instance_types.provider
     and charges.x_instance_type = gpu_instance_types.instance_type
-left join team_tags on charges.charge_id = team_tags.charge_id and team_tags.tag_rank = 1
