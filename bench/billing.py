@@ -6,7 +6,8 @@
    plus the period's Manifest.json) with a plausible mix of line items. Generation streams file by
    file with vectorised numpy/pyarrow and is timed on its own; it is not part of the measurement.
 2. The reference: one bare DuckDB `read_parquet` over the same files that computes EffectiveCost
-   with AWS's amortisation rules and sums it by day and service.
+   with AWS's amortisation rules and sums it by day and service (the median of three runs, as it
+   takes a fraction of a second).
 3. The pipeline, into a fresh DuckDB file: `load_aws_cur` (raw ingestion), the config tables and
    the other sources' empty raw tables, then `dbt build --select +int_billing_charges`.
 4. Prints wall time, rows/s (on the generated input lines) and the ratio to the reference per
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
@@ -341,7 +343,44 @@ class Catalogue:
         return self._columns[attribute]
 
     def lookup(self, attribute: str) -> pa.Array:
-        return pa.array([str(getattr(self.services[s], attribute)) for s in self.service])
+        """A string Service attribute per offer, as an Arrow array to take lines' values from."""
+        key = f"arrow:{attribute}"
+        if key not in self.strings:
+            self.strings[key] = pa.array([str(getattr(self.services[s], attribute)) for s in self.service])
+        return self.strings[key]
+
+    @cached_property
+    def size_factor(self) -> np.ndarray:
+        """AWS's normalization factor per offer (instance size), NaN for what is not an instance."""
+        return np.array([SIZE_FACTOR.get(t.rpartition(".")[2], np.nan) if t else np.nan
+                         for t in self.column("instance_type")])
+
+    @cached_property
+    def descriptions(self) -> pa.Array:
+        """Line descriptions: per offer for usage, covered usage and reserved usage, then the
+        negation's and the credit's; `description_index` picks one per line."""
+        types = self.column("instance_type")
+        return pa.concat_arrays([
+            self.strings["description"],
+            pa.array([f"{t} covered by Savings Plan" for t in types]),
+            pa.array([f"USD 0.0 hourly fee per Linux/UNIX, {t} reserved instance applied" for t in types]),
+            pa.array(["SavingsPlanNegation used by AccountId and UsageSku", "AWS Activate credits"]),
+        ])
+
+    def description_index(self, offer: np.ndarray, kind: np.ndarray) -> np.ndarray:
+        n = len(self.service)
+        return np.select([kind == SP_COVERED, kind == DISCOUNTED, kind == SP_NEGATION, kind == CREDIT],
+                         [offer + n, offer + 2 * n, 3 * n, 3 * n + 1], offer)
+
+    @cached_property
+    def product_map(self) -> pa.MapArray:
+        """CUR 2.0's `product` map per offer (product attributes without a column of their own)."""
+        names = {code: code.replace("Amazon", "Amazon ").replace("AWS", "AWS ")
+                 for code in self.column("product_code").tolist()}
+        values = [v for code, r in zip(self.column("product_code").tolist(), self.region.tolist(), strict=True)
+                  for v in (names[code], REGIONS[r][0])]
+        return pa.MapArray.from_arrays(pa.array(np.arange(0, len(values) + 1, 2, dtype=np.int32)),
+                                       pa.array(["product_name", "region"] * len(self.region)), pa.array(values))
 
 
 @dataclass
@@ -451,7 +490,7 @@ def usage_lines(month: Month, rng: np.random.Generator, n: int) -> dict[str, pa.
     # Draw "events" first; an SP-covered event becomes two lines, so n events make at least n lines.
     ev_resource = pool.draw(rng, n)
     ev_offer = pool.offer[ev_resource]
-    instance = (cat.column("amount") == HOUR)[ev_offer] & (cat.column("resource") == "i")[ev_offer]
+    instance = (cat.column("instance_type") != "")[ev_offer]
     u = rng.random(n)
     ev_kind = np.full(n, USAGE, np.int8)
     ev_kind[instance & (u < SP_SHARE)] = SP_COVERED
@@ -481,9 +520,7 @@ def usage_lines(month: Month, rng: np.random.Generator, n: int) -> dict[str, pa.
     usage_like = np.isin(kind, [USAGE, SP_COVERED, DISCOUNTED])
     unblended = np.select([kind == SP_NEGATION, kind == DISCOUNTED, kind == CREDIT], [-on_demand, 0.0, -on_demand],
                           on_demand)
-    is_inst = (kind != CREDIT) & instance[event]
-    factor = np.array([SIZE_FACTOR.get(s.instance_type.rpartition(".")[2], np.nan) if s.instance_type else np.nan
-                       for s in cat.services])[cat.service[offer]]
+    factor = np.where(kind != CREDIT, cat.size_factor[offer], np.nan)
 
     month.kinds += np.bincount(kind, minlength=len(KINDS))
     month.billed += np.bincount(pool.account[r] * len(cat.region) + offer, np.where(kind == CREDIT, 0.0, unblended),
@@ -491,21 +528,11 @@ def usage_lines(month: Month, rng: np.random.Generator, n: int) -> dict[str, pa.
 
     sp = np.where(np.isin(kind, [SP_COVERED, SP_NEGATION]), ev_plan[event], -1)
     ri = np.where(kind == DISCOUNTED, offer, -1)
-    descriptions = pa.concat_arrays([
-        cat.strings["description"],
-        pa.array([f"{s.instance_type} covered by Savings Plan" for s in (cat.services[i] for i in cat.service)]),
-        pa.array([f"USD 0.0 hourly fee per Linux/UNIX, {s.instance_type} reserved instance applied"
-                  for s in (cat.services[i] for i in cat.service)]),
-        pa.array(["SavingsPlanNegation used by AccountId and UsageSku", "AWS Activate credits"]),
-    ])
-    nof = len(cat.service)
-    description = np.select([kind == SP_COVERED, kind == DISCOUNTED, kind == SP_NEGATION, kind == CREDIT],
-                            [offer + nof, offer + 2 * nof, 3 * nof, 3 * nof + 1], offer)
     return {
         "identity_line_item_id": random_strings(rng, n, 52, LOWER32),
         "identity_time_interval": take(month.slot_interval, slot),
         "line_item_line_item_type": take(list(KINDS), kind),
-        "line_item_line_item_description": take(descriptions, description),
+        "line_item_line_item_description": pc.take(cat.descriptions, cat.description_index(offer, kind)),
         "line_item_usage_start_date": pa.array(month.slot_start[slot], pa.timestamp("ms")),
         "line_item_usage_end_date": pa.array(month.slot_end[slot], pa.timestamp("ms")),
         "line_item_usage_account_id": take([account_id(i) for i in range(ACCOUNTS)], pool.account[r]),
@@ -520,8 +547,8 @@ def usage_lines(month: Month, rng: np.random.Generator, n: int) -> dict[str, pa.
         "line_item_unblended_rate": doubles(np.select([np.isin(kind, [USAGE, SP_COVERED]), kind == DISCOUNTED],
                                                       [rate, 0.0], np.nan)),
         "line_item_blended_rate": doubles(np.where(usage_like, rate, np.nan)),
-        "line_item_normalization_factor": doubles(np.where(is_inst, factor, np.nan)),
-        "line_item_normalized_usage_amount": doubles(np.where(is_inst, quantity * factor, np.nan)),
+        "line_item_normalization_factor": doubles(factor),
+        "line_item_normalized_usage_amount": doubles(quantity * factor),
         "pricing_public_on_demand_cost": doubles(np.select([usage_like, kind == SP_NEGATION], [on_demand, 0.0],
                                                            np.nan)),
         "pricing_public_on_demand_rate": doubles(np.where(usage_like, rate, np.nan)),
@@ -547,16 +574,8 @@ def usage_lines(month: Month, rng: np.random.Generator, n: int) -> dict[str, pa.
 
 def offer_columns(cat: Catalogue, offer: np.ndarray) -> dict[str, pa.Array]:
     """The product and pricing columns a line inherits from its usage type."""
-    regions = np.array(cat.region)
-    product_names = {s.product_code: s.product_code.replace("Amazon", "Amazon ").replace("AWS", "AWS ")
-                     for s in cat.services}
-    product_map = pa.MapArray.from_arrays(
-        pa.array(np.arange(0, 2 * len(regions) + 1, 2, dtype=np.int32)),
-        pa.array(["product_name", "region"] * len(regions)),
-        pa.array([v for s, r in zip(cat.service, regions, strict=True)
-                  for v in (product_names[cat.services[s].product_code], REGIONS[r][0])]),
-    )
-    transfer = np.array([s.family == "Data Transfer" for s in cat.services])[cat.service]
+    regions = cat.region
+    transfer = cat.column("family") == "Data Transfer"
     instance_type = cat.lookup("instance_type")
     return {
         "line_item_product_code": pc.take(cat.lookup("product_code"), offer),
@@ -579,57 +598,60 @@ def offer_columns(cat: Catalogue, offer: np.ndarray) -> dict[str, pa.Array]:
                                                       cat.lookup("instance_family")), offer),
         "product_from_location": take([r[2] for r in REGIONS], np.where(transfer[offer], regions[offer], -1)),
         "product_to_location": take(["External"], np.where(transfer[offer], 0, -1)),
-        "product": pc.take(product_map, offer),
+        "product": pc.take(cat.product_map, offer),
     }
+
+
+def closing_block(kind: int, slot: np.ndarray, product: list[str], usage_type: list[str], description: list[str],
+                  cost: np.ndarray, **extra: np.ndarray) -> dict[str, np.ndarray | list[str]]:
+    """One kind of month-end line, as parallel per-line values (account 0 unless given)."""
+    n = len(slot)
+    return {"kind": np.full(n, kind), "slot": slot, "product": product, "usage_type": usage_type,
+            "description": description, "cost": cost, "account": np.zeros(n, np.int64), **extra}
 
 
 def closing_lines(month: Month, rng: np.random.Generator) -> dict[str, pa.Array]:
     """What AWS adds for the whole month: hourly Savings Plan fees, RI fees with their unused part,
     upfront and support fees, and sales tax per account and service on what was billed."""
     cat = month.cat
-    blocks: list[dict[str, np.ndarray | list]] = []
+    whole_month = HOURS + DAYS  # the slot spanning the month
     # Savings Plans: one recurring fee per plan and hour, partly unused.
     plan, hour = (a.ravel() for a in np.meshgrid(np.arange(SAVINGS_PLANS), np.arange(HOURS), indexing="ij"))
     commitment = np.array([40.0, 25.0, 12.5])[plan]
     used = np.round(commitment * rng.uniform(0.85, 1.0, len(plan)), 10)
-    blocks.append({"kind": np.full(len(plan), SP_FEE), "slot": hour, "offer": np.full(len(plan), -1),
-                   "product": ["ComputeSavingsPlans"] * len(plan), "usage_type": ["ComputeSP:1yrNoUpfront"] * len(plan),
-                   "description": ["1 year No Upfront Compute Savings Plan"] * len(plan),
-                   "cost": commitment, "sp": plan, "sp_total": commitment, "sp_used": used,
-                   "account": np.zeros(len(plan), np.int64)})
+    sp_fees = closing_block(SP_FEE, hour, ["ComputeSavingsPlans"] * len(plan),
+                            ["ComputeSP:1yrNoUpfront"] * len(plan),
+                            ["1 year No Upfront Compute Savings Plan"] * len(plan), commitment,
+                            sp=plan, sp_total=commitment, sp_used=used)
     # Reservations: a monthly fee per instance offer, with an unused part.
-    instance = np.flatnonzero(cat.column("instance_type") != "")
-    units = rng.integers(1, 4, len(instance))
-    fee = np.round(cat.column("rate")[instance] * (1 - RI_DISCOUNT) * HOURS * units, 2)
-    blocks.append({"kind": np.full(len(instance), RI_FEE), "slot": np.full(len(instance), HOURS + DAYS),
-                   "offer": instance, "product": ["AmazonEC2"] * len(instance),
-                   "usage_type": [f"{REGIONS[cat.region[o]][1]}-HeavyUsage:{cat.services[cat.service[o]].instance_type}"
-                                  for o in instance],
-                   "description": [f"USD {f:.2f} monthly fee per reserved instance" for f in fee],
-                   "cost": fee, "ri": instance, "ri_unused": np.round(fee * rng.uniform(0.0, 0.2, len(instance)), 2),
-                   "account": np.zeros(len(instance), np.int64)})
+    ri = np.flatnonzero(cat.column("instance_type") != "")
+    fee = np.round(cat.column("rate")[ri] * (1 - RI_DISCOUNT) * HOURS * rng.integers(1, 4, len(ri)), 2)
+    ri_fees = closing_block(
+        RI_FEE, np.full(len(ri), whole_month), ["AmazonEC2"] * len(ri),
+        [f"{REGIONS[r][1]}-HeavyUsage:{t}" for r, t in zip(cat.region[ri], cat.column("instance_type")[ri],
+                                                            strict=True)],
+        [f"USD {f:.2f} monthly fee per reserved instance" for f in fee], fee,
+        ri=ri, ri_unused=np.round(fee * rng.uniform(0.0, 0.2, len(ri)), 2))
     # Fees: all-upfront reservation purchases (amortised into usage, so no effective cost) and support.
-    upfront = instance[:5]
-    billed_total = float(month.billed.sum())
-    blocks.append({"kind": np.full(6, FEE), "slot": np.full(6, HOURS + DAYS), "offer": np.full(6, -1),
-                   "product": ["AmazonEC2"] * 5 + ["AWSSupportBusiness"], "usage_type": [""] * 6,
-                   "description": ["Upfront fee for reserved instance"] * 5 + ["AWS Support (Business)"],
-                   "cost": np.r_[fee[:5] * 12, round(billed_total * 0.03, 2)], "ri": np.r_[upfront, -1],
-                   "account": np.zeros(6, np.int64)})
+    fees = closing_block(FEE, np.full(6, whole_month), ["AmazonEC2"] * 5 + ["AWSSupportBusiness"], [""] * 6,
+                         ["Upfront fee for reserved instance"] * 5 + ["AWS Support (Business)"],
+                         np.r_[fee[:5] * 12, round(float(month.billed.sum()) * 0.03, 2)], ri=np.r_[ri[:5], -1])
     # Tax: per account and product code, on what that account was billed for it this month.
-    codes = sorted({s.product_code for s in cat.services})
-    code_of_offer = np.array([codes.index(cat.services[s].product_code) for s in cat.service])
+    codes = sorted(set(cat.column("product_code").tolist()))
     by_code = np.zeros((ACCOUNTS, len(codes)))
-    np.add.at(by_code, (slice(None), code_of_offer), month.billed)
+    np.add.at(by_code, (slice(None), np.searchsorted(codes, cat.column("product_code"))), month.billed)
     account, code = np.nonzero(by_code > 0)
-    blocks.append({"kind": np.full(len(account), TAX), "slot": np.full(len(account), HOURS + DAYS),
-                   "offer": np.full(len(account), -1), "product": [codes[c] for c in code],
-                   "usage_type": [""] * len(account),
-                   "description": [f"Tax for product code {codes[c]}" for c in code],
-                   "cost": np.round(by_code[account, code] * TAX_RATE, 2), "account": account})
+    taxes = closing_block(TAX, np.full(len(account), whole_month), [codes[c] for c in code], [""] * len(account),
+                          [f"Tax for product code {codes[c]}" for c in code],
+                          np.round(by_code[account, code] * TAX_RATE, 2))
+    taxes["account"] = account
+    blocks = [sp_fees, ri_fees, fees, taxes]
 
     def joined(name: str, default: float | int) -> np.ndarray:
         return np.concatenate([np.asarray(b.get(name, np.full(len(b["kind"]), default))) for b in blocks])
+
+    def listed(name: str) -> pa.Array:
+        return pa.array([v for b in blocks for v in b[name]], pa.string())
 
     kind, slot = joined("kind", 0).astype(np.int64), joined("slot", 0).astype(np.int64)
     month.kinds += np.bincount(kind, minlength=len(KINDS))
@@ -641,14 +663,14 @@ def closing_lines(month: Month, rng: np.random.Generator) -> dict[str, pa.Array]
         "identity_line_item_id": random_strings(rng, n, 52, LOWER32),
         "identity_time_interval": take(month.slot_interval, slot),
         "line_item_line_item_type": take(list(KINDS), kind),
-        "line_item_line_item_description": pa.array([d for b in blocks for d in b["description"]]),
+        "line_item_line_item_description": listed("description"),
         "line_item_usage_start_date": pa.array(month.slot_start[slot], pa.timestamp("ms")),
         "line_item_usage_end_date": pa.array(month.slot_end[slot], pa.timestamp("ms")),
         "line_item_usage_account_id": take([account_id(i) for i in range(ACCOUNTS)], account),
         "line_item_usage_account_name": take([account_name(i) for i in range(ACCOUNTS)], account),
-        "line_item_product_code": pa.array([p for b in blocks for p in b["product"]]),
-        "product_servicecode": pa.array([p for b in blocks for p in b["product"]]),
-        "line_item_usage_type": pa.array([u for b in blocks for u in b["usage_type"]]),
+        "line_item_product_code": listed("product"),
+        "product_servicecode": listed("product"),
+        "line_item_usage_type": listed("usage_type"),
         "line_item_resource_id": pc.coalesce(take(month.sp_arns, sp), take(month.ri_arns, ri), ""),
         "line_item_tax_type": take([None, "Sales"], (kind == TAX).astype(np.int64)),
         "line_item_unblended_cost": doubles(cost),
@@ -771,6 +793,9 @@ def peak_rss() -> int | None:
 
 
 def measure(name: str, fn: Callable[[], T]) -> tuple[T, Stage]:
+    # Hand what earlier stages freed back to the OS first: the reset high-water mark starts from
+    # the current RSS, and Arrow's allocator otherwise keeps the generator's pages.
+    pa.default_memory_pool().release_unused()
     resettable = reset_peak_rss()
     t0 = time.perf_counter()
     result = fn()
@@ -883,14 +908,14 @@ def gib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / GIB:.2f} GiB"
 
 
-def stage_table(stages: list[Stage], lines: int, ref: Stage) -> str:
-    out = [f"{'stage':<36} {'wall s':>9} {'rows/s':>12} {'vs reference':>13} {'peak RSS':>11}"]
-    for s in stages:
-        per_line = s.name != SETUP  # the setup writes a few small tables, whatever the month's size
-        rate = f"{lines / s.seconds:,.0f}" if per_line else ""
-        out.append(f"{s.name:<36} {s.seconds:>9.2f} {rate:>12} {s.seconds / ref.seconds:>12.1f}x "
-                   f"{gib(s.peak_rss) if s.peak_rss else '':>11}")
-    return "\n".join(out)
+HEADER = f"{'stage':<36} {'wall s':>9} {'rows/s':>12} {'vs reference':>13} {'peak RSS':>11}"
+
+
+def stage_row(s: Stage, lines: int, ref: Stage) -> str:
+    per_line = s.name != SETUP  # the setup writes a few small tables, whatever the month's size
+    rate = f"{lines / s.seconds:,.0f}" if per_line else ""
+    return (f"{s.name:<36} {s.seconds:>9.2f} {rate:>12} {s.seconds / ref.seconds:>12.1f}x "
+            f"{gib(s.peak_rss) if s.peak_rss else '':>11}")
 
 
 def check_totals(ref: dict[tuple, float], got: dict[tuple, Decimal]) -> tuple[bool, str]:
@@ -929,23 +954,31 @@ def main() -> int:
 def bench(work: Path, lines: int, files: int, dbt_command: str) -> int:
     export, gen = measure("generation", lambda: generate(work / "landing", lines, files))
     mix = ", ".join(f"{k} {c / export.lines:.2%}" for k, c in zip(KINDS, export.kinds, strict=True) if c)
-    print(f"generated {export.lines:,} CUR 2.0 line items for {PERIOD} in {len(export.files)} files "
+    print(f"generated {export.lines:,} CUR 2.0 line items for {PERIOD} in {len(export.files)} file(s) "
           f"({export.bytes / GIB:.2f} GiB Parquet) in {export.seconds:.1f} s, {export.lines / export.seconds:,.0f} "
           f"lines/s (not measured below)\nline mix: {mix}\n", flush=True)
 
+    # Each row is printed as soon as its stage ends, so a run the kernel kills for memory still
+    # shows how far it got.
+    print(HEADER, flush=True)
     db = work / "warehouse.duckdb"
-    ref_result, ref = measure("reference: read_parquet + sum by day", lambda: reference(export.files))
+    # The reference takes a fraction of a second, so one run is at the mercy of scheduling noise:
+    # take the median of three (each on a fresh connection).
+    runs = [measure("reference: read_parquet + sum by day", lambda: reference(export.files)) for _ in range(3)]
+    ref_result, ref = sorted(runs, key=lambda r: r[1].seconds)[1]
+    print(stage_row(ref, export.lines, ref), flush=True)
     loaded, load = measure("load_aws_cur -> raw.aws_cur", lambda: ingest(db, export.root))
+    print(stage_row(load, export.lines, ref), flush=True)
     _, setup = measure(SETUP, lambda: prepare_warehouse(db))
+    print(stage_row(setup, export.lines, ref), flush=True)
     _, dbt = measure(f"dbt {dbt_command} +int_billing_charges", lambda: run_dbt(db, work, dbt_command))
-    total = Stage("pipeline total", load.seconds + setup.seconds + dbt.seconds, None)
     # Resetting the high-water mark per stage also resets RUSAGE_SELF's ru_maxrss, so this
     # process's peak is the largest stage peak; the dbt row shows the dbt child's own peak.
-    stages = [gen, ref, load, setup, dbt]
-    own_peak = max((s.peak_rss or 0 for s in stages), default=0) or maxrss(resource.RUSAGE_SELF)
+    own_peak = max(s.peak_rss or 0 for s in (gen, ref, load, setup, dbt)) or maxrss(resource.RUSAGE_SELF)
     dbt.peak_rss = maxrss(resource.RUSAGE_CHILDREN)  # the only child this process has waited for
+    print(stage_row(dbt, export.lines, ref))
+    print(stage_row(Stage("pipeline total", load.seconds + setup.seconds + dbt.seconds, None), export.lines, ref))
 
-    print(stage_table([ref, load, setup, dbt, total], export.lines, ref))
     print(f"\npeak RSS: this process {gib(own_peak)} (generation {gib(gen.peak_rss)}, reference "
           f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}), dbt child {gib(dbt.peak_rss)}; "
           f"DuckDB file {gib(db.stat().st_size)}")
