@@ -161,8 +161,9 @@ def _mig_instances(nvml: ModuleType, handle: Any) -> Iterator[tuple[Any, int, in
     total = _value(lambda: nvml.nvmlDeviceGetAttributes(handle).gpuInstanceSliceCount, nvml) or 7
     for i in range(_value(lambda: nvml.nvmlDeviceGetMaxMigDeviceCount(handle), nvml) or 0):
         mig = _value(lambda i=i: nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i), nvml)
-        if mig is not None:  # an unused index
-            yield mig, nvml.nvmlDeviceGetAttributes(mig).gpuInstanceSliceCount, total
+        slices = _value(lambda mig=mig: nvml.nvmlDeviceGetAttributes(mig).gpuInstanceSliceCount, nvml) if mig else None
+        if slices is not None:  # an unused index, or an instance NVML cannot describe right now
+            yield mig, slices, total
 
 
 def sample(nvml: ModuleType, now: datetime, host: str, resource_id: str | None,

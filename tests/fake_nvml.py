@@ -1,7 +1,9 @@
 """A simulated NVML for the collector's tests: the calls and types of pynvml that the collector
 uses, over GPUs whose readings the test sets. (No GPU exists where the tests run.)"""
 
+import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import SimpleNamespace
 
 
@@ -94,3 +96,25 @@ class FakeNvml:
 
     def nvmlDeviceGetAttributes(self, d: Device):
         return SimpleNamespace(gpuInstanceSliceCount=d.slices)
+
+
+class SteppedClock:
+    """Wall time that moves only when the collector waits: hours pass in milliseconds."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SteppingStop(threading.Event):
+    """The collector's stop event, advancing the clock instead of sleeping."""
+
+    def __init__(self, clock: SteppedClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.clock.now += timeout or 0
+        return self.is_set()

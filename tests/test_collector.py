@@ -7,39 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fake_nvml import Device, FakeNvml
+from fake_nvml import Device, FakeNvml, SteppedClock, SteppingStop
 
 from ingest import nvml
 from ingest.collector import CollectorOptions, HourlyFiles, parse_cgroup, parse_environ, read_process, run
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-
-
-class SteppedClock:
-    """Wall time that moves only when the collector waits: hours pass in milliseconds."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SteppingStop(threading.Event):
-    def __init__(self, clock: SteppedClock) -> None:
-        super().__init__()
-        self.clock = clock
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.clock.now += timeout or 0
-        return self.is_set()
 
 
 def read_all(paths: list[Path]) -> list[dict]:
