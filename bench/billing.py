@@ -11,8 +11,9 @@
 3. The pipeline, into a fresh DuckDB file: `load_aws_cur` (raw ingestion), the config tables and
    the other sources' empty raw tables, then `dbt build --select +int_billing_charges`.
 4. Prints wall time, rows/s (on the generated input lines) and the ratio to the reference per
-   stage, peak RSS of this process and of the dbt child, the DuckDB file size, the slowest dbt
-   nodes, and whether the pipeline's EffectiveCost agrees with the reference to the cent.
+   stage, peak RSS of this process per stage and of the dbt child (wait4 on that child alone),
+   the DuckDB file size, the slowest dbt nodes, and whether the pipeline's EffectiveCost agrees
+   with the reference to the cent. Timing, dbt and the warehouse setup are bench/common.py's.
 
 The reference runs before the pipeline so that its peak RSS is not inflated by memory the loader
 leaves behind; both read the files from a warm page cache (generation has just written them).
@@ -24,20 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -45,19 +39,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from common import (
+    DBT_PROJECT,
+    GIB,
+    Stage,
+    dbt_node_line,
+    gib,
+    measure,
+    own_peak,
+    prepare_warehouse,
+    run_dbt,
+    sql_list,
+    table,
+    workdir,
+)
 
-from ingest import azure, focus, gateway, gcp_billing, nvml, oci
 from ingest.aws_cur_schema import CUR2_SCHEMA
 from ingest.config import Config
-from ingest.config_tables import CONFIG_TABLES
 from ingest.landing import LocalLanding
 from ingest.load import load_aws_cur
-from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table
-
-REPO = Path(__file__).resolve().parent.parent
-DBT_PROJECT = REPO / "dbt_project"
-DBT = Path(sys.executable).parent / "dbt"
-GIB = 1 << 30
+from ingest.warehouse import connect
 
 # ---------------------------------------------------------------------------------------------
 # What the generated month looks like
@@ -762,50 +763,8 @@ def generate(root: Path, lines: int, files: int, seed: int = 2026) -> Export:
 # Measuring
 # ---------------------------------------------------------------------------------------------
 
-T = TypeVar("T")
 SETUP = "config + empty raw tables"
-
-
-@dataclass
-class Stage:
-    name: str
-    seconds: float
-    peak_rss: int | None  # bytes: this process's high-water mark during the stage, where Linux can tell
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark (Linux: writing 5 to clear_refs resets VmHWM)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def measure(name: str, fn: Callable[[], T]) -> tuple[T, Stage]:
-    # Hand what earlier stages freed back to the OS first: the reset high-water mark starts from
-    # the current RSS, and Arrow's allocator otherwise keeps the generator's pages.
-    pa.default_memory_pool().release_unused()
-    resettable = reset_peak_rss()
-    t0 = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - t0
-    return result, Stage(name, seconds, peak_rss() if resettable else None)
-
-
-def maxrss(who: int) -> int:
-    """ru_maxrss in bytes (Linux reports KiB)."""
-    return resource.getrusage(who).ru_maxrss * 1024
+SELECT = ("+int_billing_charges",)
 
 
 # The staging model's EffectiveCost, for one CUR line rather than two FOCUS rows: a commitment
@@ -826,10 +785,6 @@ EFFECTIVE_COST = """
 """
 
 
-def sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
 def reference(files: list[Path]) -> dict[tuple, float]:
     """EffectiveCost by day and service straight from the Parquet files."""
     con = duckdb.connect()
@@ -845,47 +800,12 @@ def reference(files: list[Path]) -> dict[tuple, float]:
     return {(day, service): cost for day, service, cost in rows}
 
 
-def prepare_warehouse(db: Path) -> None:
-    """What dbt reads besides raw.aws_cur: the config tables (defaults) and every other source's
-    raw table, empty, as the ingest assets would leave them with nothing to load."""
-    cfg = Config()
-    empty = {gcp_billing.EXPORT: gcp_billing.EXPORT_SCHEMA, gcp_billing.CREDITS: gcp_billing.CREDIT_SCHEMA,
-             focus.FOCUS: focus.FOCUS_FORMAT.schema, azure.AZURE: azure.AZURE_FORMAT.schema,
-             oci.OCI: oci.OCI_FORMAT.schema, nvml.GPU_SAMPLES: nvml.GPU_SAMPLE_SCHEMA,
-             nvml.PROCESSES: nvml.PROCESS_SCHEMA, gateway.REQUESTS: gateway.REQUEST_SCHEMA}
-    with connect(db) as con:
-        for name, build in CONFIG_TABLES.items():
-            replace_table(con, CONFIG, name, build(cfg))
-        for name, schema in empty.items():
-            ensure_raw_table(con, name, schema, ["_source_file"])
-
-
 def ingest(db: Path, root: Path) -> int:
     with connect(db) as con:
         report = load_aws_cur(con, LocalLanding(root), EXPORT, progress=lambda _: None)
     if report.quarantined:
         raise RuntimeError(f"the generated export had quarantined rows: {report.problems}")
     return sum(report.rows.values())
-
-
-def run_dbt(db: Path, work: Path, command: str) -> None:
-    env = {**os.environ, "GPULEDGER_DUCKDB_PATH": str(db), "DO_NOT_TRACK": "1"}
-    # Our own target and log folders: the repository's dbt_project/target may be in use.
-    args = [str(DBT), command, "--select", "+int_billing_charges", "--profiles-dir", str(DBT_PROJECT),
-            "--project-dir", str(DBT_PROJECT), "--target-path", str(work / "dbt_target"),
-            "--log-path", str(work / "dbt_logs")]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-6000:] + done.stderr[-3000:])
-        raise RuntimeError(f"dbt {command} failed (exit {done.returncode})")
-
-
-def slowest_dbt_nodes(work: Path, count: int = 6) -> tuple[list[tuple[str, float]], float, float]:
-    """The slowest dbt nodes, the sum of all nodes' time, and dbt's elapsed time (the rest is
-    dbt starting up, parsing and compiling)."""
-    results = json.loads((work / "dbt_target" / "run_results.json").read_text())
-    nodes = sorted(((r["unique_id"], r["execution_time"]) for r in results["results"]), key=lambda x: -x[1])
-    return nodes[:count], sum(t for _, t in nodes), results["elapsed_time"]
 
 
 def pipeline_totals(db: Path) -> tuple[dict[tuple, Decimal], int, int]:
@@ -904,18 +824,10 @@ def pipeline_totals(db: Path) -> tuple[dict[tuple, Decimal], int, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def gib(n: int | None) -> str:
-    return "n/a" if n is None else f"{n / GIB:.2f} GiB"
-
-
-HEADER = f"{'stage':<36} {'wall s':>9} {'rows/s':>12} {'vs reference':>13} {'peak RSS':>11}"
-
-
-def stage_row(s: Stage, lines: int, ref: Stage) -> str:
+def stage_row(s: Stage, lines: int, ref: Stage) -> tuple[str, ...]:
     per_line = s.name != SETUP  # the setup writes a few small tables, whatever the month's size
-    rate = f"{lines / s.seconds:,.0f}" if per_line else ""
-    return (f"{s.name:<36} {s.seconds:>9.2f} {rate:>12} {s.seconds / ref.seconds:>12.1f}x "
-            f"{gib(s.peak_rss) if s.peak_rss else '':>11}")
+    return (s.name, f"{s.seconds:.2f}", f"{lines / s.seconds:,.0f}" if per_line else "",
+            f"{s.seconds / ref.seconds:.1f}x", gib(s.peak_rss) if s.peak_rss else "")
 
 
 def check_totals(ref: dict[tuple, float], got: dict[tuple, Decimal]) -> tuple[bool, str]:
@@ -938,53 +850,42 @@ def main() -> int:
     parser.add_argument("--dbt", choices=("build", "run"), default="build",
                         help="dbt build (models and their tests, the default) or run (models only)")
     args = parser.parse_args()
-
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="gpuledger-bench-", dir=args.workdir))
-    try:
+    with workdir(args.workdir, args.keep) as work:
         return bench(work, args.lines, args.files, args.dbt)
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def bench(work: Path, lines: int, files: int, dbt_command: str) -> int:
-    export, gen = measure("generation", lambda: generate(work / "landing", lines, files))
+    # release_arrow: each stage's peak RSS starts from what is in use, not Arrow's cached pages.
+    export, gen = measure("generation", lambda: generate(work / "landing", lines, files), release_arrow=True)
     mix = ", ".join(f"{k} {c / export.lines:.2%}" for k, c in zip(KINDS, export.kinds, strict=True) if c)
     print(f"generated {export.lines:,} CUR 2.0 line items for {PERIOD} in {len(export.files)} file(s) "
           f"({export.bytes / GIB:.2f} GiB Parquet) in {export.seconds:.1f} s, {export.lines / export.seconds:,.0f} "
           f"lines/s (not measured below)\nline mix: {mix}\n", flush=True)
 
-    # Each row is printed as soon as its stage ends, so a run the kernel kills for memory still
-    # shows how far it got.
-    print(HEADER, flush=True)
     db = work / "warehouse.duckdb"
     # The reference takes a fraction of a second, so one run is at the mercy of scheduling noise:
     # take the median of three (each on a fresh connection).
-    runs = [measure("reference: read_parquet + sum by day", lambda: reference(export.files)) for _ in range(3)]
+    runs = [measure("reference: read_parquet + sum by day", lambda: reference(export.files), release_arrow=True)
+            for _ in range(3)]
     ref_result, ref = sorted(runs, key=lambda r: r[1].seconds)[1]
-    print(stage_row(ref, export.lines, ref), flush=True)
-    loaded, load = measure("load_aws_cur -> raw.aws_cur", lambda: ingest(db, export.root))
-    print(stage_row(load, export.lines, ref), flush=True)
-    _, setup = measure(SETUP, lambda: prepare_warehouse(db))
-    print(stage_row(setup, export.lines, ref), flush=True)
-    _, dbt = measure(f"dbt {dbt_command} +int_billing_charges", lambda: run_dbt(db, work, dbt_command))
-    # Resetting the high-water mark per stage also resets RUSAGE_SELF's ru_maxrss, so this
-    # process's peak is the largest stage peak; the dbt row shows the dbt child's own peak.
-    own_peak = max(s.peak_rss or 0 for s in (gen, ref, load, setup, dbt)) or maxrss(resource.RUSAGE_SELF)
-    dbt.peak_rss = maxrss(resource.RUSAGE_CHILDREN)  # the only child this process has waited for
-    print(stage_row(dbt, export.lines, ref))
-    print(stage_row(Stage("pipeline total", load.seconds + setup.seconds + dbt.seconds, None), export.lines, ref))
+    # A line as each stage ends, so a run the kernel kills for memory still shows how far it got.
+    print(f"reference done in {ref.seconds:.2f} s (median of three)", flush=True)
+    loaded, load = measure("load_aws_cur -> raw.aws_cur", lambda: ingest(db, export.root), release_arrow=True)
+    print(f"load_aws_cur done in {load.seconds:.1f} s, peak RSS {gib(load.peak_rss)}", flush=True)
+    _, setup = measure(SETUP, lambda: prepare_warehouse(db, Config()), release_arrow=True)
+    child, dbt = measure(f"dbt {dbt_command} " + " ".join(SELECT), lambda: run_dbt(db, work, dbt_command, SELECT),
+                         release_arrow=True)
+    # This process's peak over the run; the dbt row then shows the dbt child's own peak (wait4).
+    own = own_peak([gen, ref, load, setup, dbt])
+    dbt.peak_rss, dbt.cpu_seconds = child.peak_rss, child.cpu_seconds
+    total = Stage("pipeline total", load.seconds + setup.seconds + dbt.seconds, None)
+    print(table(("stage", "wall s", "rows/s", "vs reference", "peak RSS"),
+                [stage_row(s, export.lines, ref) for s in (ref, load, setup, dbt, total)]))
 
-    print(f"\npeak RSS: this process {gib(own_peak)} (generation {gib(gen.peak_rss)}, reference "
-          f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}), dbt child {gib(dbt.peak_rss)}; "
-          f"DuckDB file {gib(db.stat().st_size)}")
-    nodes, node_seconds, elapsed = slowest_dbt_nodes(work)
-    print(f"dbt: {elapsed:.1f} s inside dbt, {node_seconds:.1f} s in nodes; slowest: "
-          + ", ".join(f"{name.split('.', 2)[-1]} {t:.1f} s" for name, t in nodes))
+    print(f"\npeak RSS: this process {gib(own)} (generation {gib(gen.peak_rss)}, reference "
+          f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}); dbt child {gib(dbt.peak_rss)}, "
+          f"{dbt.cpu_seconds:.1f} s CPU in {dbt.seconds:.1f} s wall; DuckDB file {gib(db.stat().st_size)}")
+    print(dbt_node_line(work))
 
     got, charges, raw = pipeline_totals(db)
     ok, line = check_totals(ref_result, got)

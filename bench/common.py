@@ -1,0 +1,275 @@
+"""What the benchmarks share: stage timing with this process's peak RSS, a child process's own
+peak RSS and CPU time, running dbt the way the benchmarks do, an empty-but-complete warehouse,
+and plain-text tables.
+
+Peak RSS of this process is Linux's VmHWM, reset before each stage (writing 5 to
+/proc/self/clear_refs), so each stage reports its own high-water mark; where that is not
+possible a stage reports none and the process-wide ru_maxrss is the only figure. A child's peak
+RSS and CPU time come from wait4() on that child alone, so one child's figures never mix with
+another's (RUSAGE_CHILDREN would report the largest of all children waited for).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pyarrow as pa
+
+from ingest import azure, dcgm, focus, gateway, gcp_billing, nvidia_smi, nvml, oci
+from ingest.config import Config
+from ingest.config_tables import CONFIG_TABLES
+from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table
+
+REPO = Path(__file__).resolve().parent.parent
+DBT_PROJECT = REPO / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+GIB = 1 << 30
+MIB = 1 << 20
+
+T = TypeVar("T")
+
+# Every per-file raw table (scope column `_source_file`) that the dbt models read, by name. CUR
+# is not here: raw.aws_cur is scoped by export and billing period (see bench/billing.py).
+FILE_RAW_TABLES: dict[str, pa.Schema] = {
+    gcp_billing.EXPORT: gcp_billing.EXPORT_SCHEMA,
+    gcp_billing.CREDITS: gcp_billing.CREDIT_SCHEMA,
+    focus.FOCUS: focus.FOCUS_FORMAT.schema,
+    azure.AZURE: azure.AZURE_FORMAT.schema,
+    oci.OCI: oci.OCI_FORMAT.schema,
+    nvml.GPU_SAMPLES: nvml.GPU_SAMPLE_SCHEMA,
+    nvml.PROCESSES: nvml.PROCESS_SCHEMA,
+    nvidia_smi.GPU_SAMPLES: nvidia_smi.GPU_SAMPLE_SCHEMA,
+    nvidia_smi.PROCESSES: nvidia_smi.PROCESS_SCHEMA,
+    dcgm.SAMPLES: dcgm.SAMPLE_SCHEMA,
+    gateway.REQUESTS: gateway.REQUEST_SCHEMA,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing and memory
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    peak_rss: int | None  # bytes: this process's (or the stage's child's) high-water mark, where known
+    cpu_seconds: float | None = None  # user + system CPU of the stage's child, where it ran in one
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_bytes(key: str) -> int | None:
+    """A size field (kB) of this process's /proc/self/status in bytes, or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss() -> int | None:
+    """This process's VmHWM in bytes, or None off Linux."""
+    return _status_bytes("VmHWM")
+
+
+def current_rss() -> int | None:
+    """This process's VmRSS in bytes, or None off Linux."""
+    return _status_bytes("VmRSS")
+
+
+def maxrss(who: int = resource.RUSAGE_SELF) -> int:
+    """ru_maxrss in bytes (Linux reports KiB)."""
+    return resource.getrusage(who).ru_maxrss * 1024
+
+
+def measure(name: str, fn: Callable[[], T], release_arrow: bool = False) -> tuple[T, Stage]:
+    """Run fn, timing it, with this process's peak RSS during it alone. With `release_arrow`,
+    first hand what earlier stages freed back to the OS: the reset high-water mark starts from
+    the current RSS, and Arrow's allocator otherwise keeps (say) a generator's pages."""
+    if release_arrow:
+        pa.default_memory_pool().release_unused()
+    resettable = reset_peak_rss()
+    t0 = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - t0
+    return result, Stage(name, seconds, peak_rss() if resettable else None)
+
+
+def own_peak(stages: Sequence[Stage]) -> int:
+    """This process's peak over the run. Resetting VmHWM per stage also resets ru_maxrss, so it
+    is the largest stage peak where stages were measured that way."""
+    return max((s.peak_rss or 0 for s in stages), default=0) or maxrss()
+
+
+@dataclass
+class Child:
+    returncode: int
+    seconds: float
+    peak_rss: int  # bytes, this child (and the descendants it waited for) alone
+    cpu_seconds: float  # user + system
+
+
+def run_child(args: Sequence[str], env: dict[str, str], log: Path) -> Child:
+    """Run a command with stdout and stderr to `log`, and wait4() for it to get its own rusage."""
+    t0 = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(list(args), env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
+    return Child(proc.returncode, seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
+
+
+# ---------------------------------------------------------------------------------------------
+# dbt and the warehouse
+# ---------------------------------------------------------------------------------------------
+
+
+def run_dbt(db: Path, work: Path, command: str, select: Sequence[str]) -> Child:
+    """`dbt <command> --select ...` on the warehouse `db`, with the project's profile, and its
+    own target and log folders under `work` (the repository's dbt_project/target may be in use)."""
+    env = {**os.environ, "GPULEDGER_DUCKDB_PATH": str(db), "DO_NOT_TRACK": "1"}
+    args = [str(DBT), command, "--select", *select, "--profiles-dir", str(DBT_PROJECT),
+            "--project-dir", str(DBT_PROJECT), "--target-path", str(work / "dbt_target"),
+            "--log-path", str(work / "dbt_logs")]
+    log = work / f"dbt_{command}.out"
+    child = run_child(args, env, log)
+    if child.returncode != 0:
+        text = log.read_text(errors="replace")
+        sys.stderr.write(text[-8000:])
+        raise RuntimeError(f"dbt {command} failed (exit {child.returncode}); output in {log}")
+    return child
+
+
+def slowest_dbt_nodes(work: Path, count: int = 6) -> tuple[list[tuple[str, float]], float, float]:
+    """The slowest dbt nodes, the sum of all nodes' time, and dbt's elapsed time (the rest is
+    dbt starting up, parsing and compiling)."""
+    results = json.loads((work / "dbt_target" / "run_results.json").read_text())
+    nodes = sorted(((r["unique_id"], r["execution_time"]) for r in results["results"]), key=lambda x: -x[1])
+    return nodes[:count], sum(t for _, t in nodes), results["elapsed_time"]
+
+
+def dbt_node_line(work: Path, count: int = 6) -> str:
+    nodes, node_seconds, elapsed = slowest_dbt_nodes(work, count)
+    return (f"dbt: {elapsed:.1f} s inside dbt, {node_seconds:.1f} s in nodes; slowest: "
+            + ", ".join(f"{name.split('.', 2)[-1]} {t:.1f} s" for name, t in nodes))
+
+
+def prepare_warehouse(db: Path, cfg: Config, loaded: Sequence[str] = ()) -> None:
+    """What dbt reads besides the raw tables a benchmark loads: the config tables (from `cfg`)
+    and every other file source's raw table, empty, as the ingest assets leave them with nothing
+    to load. `loaded` names the raw tables the benchmark fills itself."""
+    with connect(db) as con:
+        for name, build in CONFIG_TABLES.items():
+            replace_table(con, CONFIG, name, build(cfg))
+        for name, schema in FILE_RAW_TABLES.items():
+            if name not in loaded:
+                ensure_raw_table(con, name, schema, ["_source_file"])
+
+
+def sql_list(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+@contextmanager
+def workdir(parent: Path | None, keep: bool, prefix: str = "gpuledger-bench-") -> Iterator[Path]:
+    """A fresh temporary working folder (under `parent` if given), removed afterwards unless `keep`."""
+    if parent:
+        parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def machine_cpu_seconds() -> float | None:
+    """Busy CPU seconds of the whole machine since boot, all cores (Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU of this process and the children it has waited for."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Quiet:
+    """How much CPU the rest of the machine used while a benchmark ran: timings only compare
+    within a run when the others used little."""
+
+    def __init__(self) -> None:
+        self.wall, self.machine, self.own = time.perf_counter(), machine_cpu_seconds(), own_cpu_seconds()
+
+    def report(self) -> str:
+        wall, machine, own = time.perf_counter() - self.wall, machine_cpu_seconds(), own_cpu_seconds() - self.own
+        if machine is None or self.machine is None:
+            return f"CPU: this benchmark {own:.0f} s in {wall:.0f} s wall (machine-wide figures n/a)"
+        others = max(0.0, machine - self.machine - own)
+        return (f"CPU over the run: this benchmark (process + children) {own:.0f} s, everything else on the machine "
+                f"{others:.0f} s ({others / wall:.2f} cores on average) in {wall:.0f} s wall, {os.cpu_count()} cores")
+
+
+def load_average() -> str:
+    try:
+        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average n/a"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def gib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / GIB:.2f} GiB"
+
+
+def mib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / MIB:.1f} MiB"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], first_width: int | None = None) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    if first_width:
+        widths[0] = max(widths[0], first_width)
+
+    def line(values: Sequence[str]) -> str:
+        return " ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths,
+                                                                                             strict=True)))
+
+    return "\n".join([line(headers), *(line(r) for r in cells)])
