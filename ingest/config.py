@@ -64,6 +64,10 @@ class NvidiaSmiSource(_Strict):
         return zone
 
 
+# The tools whose GPU telemetry gpuledger reads (`sources.nvml`, `.nvidia_smi`, `.dcgm`).
+TELEMETRY_TOOLS = ("nvml", "nvidia-smi", "dcgm")
+
+
 class Sources(_Strict):
     aws_cur: list[AwsCurSource] = []
     gcp_billing: list[FileSource] = Field([], description="GCP detailed export extracts (JSONL or Parquet)")

@@ -185,10 +185,8 @@ def load_parsed(con: duckdb.DuckDBPyConnection, source: str, parsed: Parsed, sco
             insert(name, table)
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, table: pa.Table) -> None:
-    con.register("incoming", table)
+def replace_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, incoming: pa.Table) -> None:
     con.execute(f"create or replace table {schema}.{name} as select * from incoming")
-    con.unregister("incoming")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:

@@ -20,7 +20,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from ingest.config import CONFIG_ENV_VAR, ConfigError, config_path_from_env, load_config
+from ingest.config import CONFIG_ENV_VAR, TELEMETRY_TOOLS, ConfigError, config_path_from_env, load_config
 
 DAGSTER_YAML = """\
 # Written by gpuledger. Runs launched from the CLI and from `dagster dev` share this instance.
@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a demo fleet's landing zone, gpuledger.yaml and ground_truth.json")
     gen.add_argument("--out", required=True, help="folder to write to")
     gen.add_argument("--start", type=date.fromisoformat, default=date(2026, 10, 29), help="first day (UTC)")
-    gen.add_argument("--telemetry", choices=("nvml", "nvidia-smi", "dcgm"), default="nvml",
+    gen.add_argument("--telemetry", choices=TELEMETRY_TOOLS, default="nvml",
                      help="the tool the GPU hosts' files come from (default: gpuledger's NVML collector)")
     fleet_options(gen)
     gen.set_defaults(func=_cmd_generate)

@@ -29,13 +29,12 @@ from pathlib import Path
 
 import pytest
 from pipeline import failed_checks, materialize_all, query
-from test_allocation import CHAT, T10, T11, TUNE, cur_line, write_cur
+from test_allocation import CHAT, STEP, T10, T11, TUNE, cur_line, write_cur
+from test_allocation import ENERGY_STEP_MJ as STEP_MJ
 
 from ingest.config import load_config
 
-STEP = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
-STEP_MJ = 3_000_000  # 100 W for 30 s
 
 CONFIG = """
 sources:

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from pipeline import failed_checks, materialize_all, query, unit_economics_mismatches
 
-from ingest.config import load_config
-from ingest.demo_fleet import TELEMETRY_FORMATS, generate
+from ingest.config import TELEMETRY_TOOLS, load_config
+from ingest.demo_fleet import generate
 
 # A p5 deployment, g5 and g6 deployments (the g6 with a collector outage), an idle p4d and the
 # GCP and Azure VMs, over one day.
@@ -19,7 +19,7 @@ FLEET = {"gpus": 13, "days": 1, "seed": 5, "start": date(2026, 11, 3)}
 @pytest.fixture(scope="module")
 def fleets(tmp_path_factory):
     runs = {}
-    for telemetry in TELEMETRY_FORMATS:
+    for telemetry in TELEMETRY_TOOLS:
         out = tmp_path_factory.mktemp(telemetry)
         generated = generate(out, **FLEET, telemetry=telemetry)
         result = materialize_all(generated.config_path)
@@ -64,7 +64,7 @@ def test_energy_says_how_it_was_measured(fleets):
     assert methods == {"nvml": [("counter",)], "nvidia-smi": [("power",)], "dcgm": [("counter",)]}
 
 
-@pytest.mark.parametrize("telemetry", TELEMETRY_FORMATS)
+@pytest.mark.parametrize("telemetry", TELEMETRY_TOOLS)
 def test_unit_economics_match_the_ground_truth_through_each_reader(fleets, telemetry):
     run = fleets[telemetry]
     assert len(run["truth"]["unit_economics"]) >= 10  # the (team, model) pairs that called that day

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ingest.config import parse_config
+from ingest.config import TELEMETRY_TOOLS, parse_config
 from ingest.demo_fleet import azure, cur, gcp
 from ingest.demo_fleet.plan import CALLERS, EXPORT_NAME, Plan, build_plan
 from ingest.demo_fleet.serving import simulate, write_gateway_logs
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_START = date(2026, 10, 29)  # a fixed start keeps the output byte-identical for a seed
 BILLING_DIR, SERVING_DIR = "billing/aws", "serving/gateway"
-TELEMETRY_FORMATS = ("nvml", "nvidia-smi", "dcgm")
 GCP_DIR, AZURE_DIR = "billing/gcp", "billing/azure-focus"
 
 
@@ -89,8 +88,8 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
              telemetry: str = "nvml") -> GeneratedFleet:
     """`telemetry` picks the tool whose files the GPU hosts write: gpuledger's collector (nvml),
     nvidia-smi or dcgm-exporter. The samples, and so the ground truth, are the same for all three."""
-    if telemetry not in TELEMETRY_FORMATS:
-        raise ValueError(f"telemetry must be one of {', '.join(TELEMETRY_FORMATS)}, not {telemetry!r}")
+    if telemetry not in TELEMETRY_TOOLS:
+        raise ValueError(f"telemetry must be one of {', '.join(TELEMETRY_TOOLS)}, not {telemetry!r}")
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     plan = build_plan(gpus, days, seed, start)
