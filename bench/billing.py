@@ -43,6 +43,7 @@ from common import (
     DBT_PROJECT,
     GIB,
     Stage,
+    add_workdir_options,
     dbt_node_line,
     gib,
     measure,
@@ -845,10 +846,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000_000, help="CUR line items to generate")
     parser.add_argument("--files", type=int, default=10, help="Parquet files in the delivery")
-    parser.add_argument("--workdir", type=Path, help="where to make the temporary working folder")
-    parser.add_argument("--keep", action="store_true", help="keep the working folder (export, DuckDB, dbt logs)")
-    parser.add_argument("--dbt", choices=("build", "run"), default="build",
-                        help="dbt build (models and their tests, the default) or run (models only)")
+    add_workdir_options(parser, "export, DuckDB, dbt logs")
     args = parser.parse_args()
     with workdir(args.workdir, args.keep) as work:
         return bench(work, args.lines, args.files, args.dbt)

@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from common import REPO, Quiet, current_rss, load_average, mib, peak_rss, table, workdir
+from common import REPO, Quiet, add_workdir_options, current_rss, load_average, mib, peak_rss, table, workdir
 
 sys.path.insert(0, str(REPO / "tests"))  # the simulated NVML lives with the tests
 from fake_nvml import Device, FakeNvml, SteppedClock, SteppingStop
@@ -302,8 +302,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=10_000, help="sample cycles per pass")
     parser.add_argument("--interval", type=int, default=10, help="seconds between cycles (simulated clock)")
     parser.add_argument("--real-processes", type=int, default=2, help="sleeping children the GPU processes are")
-    parser.add_argument("--workdir", type=Path, help="where to make the temporary working folder")
-    parser.add_argument("--keep", action="store_true", help="keep the working folder (the hourly files)")
+    add_workdir_options(parser, "the hourly files", dbt=False)
     args = parser.parse_args()
     if min(args.gpus + args.mig_gpus, args.cycles, args.interval, args.real_processes) <= 0:
         parser.error("--cycles, --interval, --real-processes and the GPU count must be positive")

@@ -11,6 +11,7 @@ another's (RUSAGE_CHILDREN would report the largest of all children waited for).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -27,7 +28,20 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from ingest import azure, dcgm, focus, gateway, gcp_billing, nvidia_smi, nvml, oci
+from ingest import (
+    aws_cur,
+    azure,
+    dcgm,
+    engine_logs,
+    focus,
+    gateway,
+    gcp_billing,
+    litellm,
+    nvidia_smi,
+    nvml,
+    oci,
+    vllm_metrics,
+)
 from ingest.config import Config
 from ingest.config_tables import CONFIG_TABLES
 from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table
@@ -54,6 +68,10 @@ FILE_RAW_TABLES: dict[str, pa.Schema] = {
     nvidia_smi.PROCESSES: nvidia_smi.PROCESS_SCHEMA,
     dcgm.SAMPLES: dcgm.SAMPLE_SCHEMA,
     gateway.REQUESTS: gateway.REQUEST_SCHEMA,
+    litellm.SPEND_LOGS: litellm.SPEND_LOG_SCHEMA,
+    engine_logs.ENGINE_REQUESTS: engine_logs.REQUEST_SCHEMA,
+    engine_logs.ENGINE_STATS: engine_logs.STATS_SCHEMA,
+    vllm_metrics.VLLM_METRICS: vllm_metrics.VLLM_METRIC_SCHEMA,
 }
 
 
@@ -188,6 +206,8 @@ def prepare_warehouse(db: Path, cfg: Config, loaded: Sequence[str] = ()) -> None
         for name, schema in FILE_RAW_TABLES.items():
             if name not in loaded:
                 ensure_raw_table(con, name, schema, ["_source_file"])
+        if aws_cur.CUR not in loaded:
+            ensure_raw_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS)
 
 
 def sql_list(paths: Sequence[Path]) -> str:
@@ -273,3 +293,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], first_width:
                                                                                              strict=True)))
 
     return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def add_workdir_options(parser: argparse.ArgumentParser, kept: str, dbt: bool = True) -> None:
+    """--workdir and --keep (`kept` says what the working folder holds), and --dbt for benchmarks that run it."""
+    parser.add_argument("--workdir", type=Path, help="where to make the temporary working folder")
+    parser.add_argument("--keep", action="store_true", help=f"keep the working folder ({kept})")
+    if dbt:
+        parser.add_argument("--dbt", choices=("build", "run"), default="build",
+                            help="dbt build (models and their tests, the default) or run (models only)")

@@ -58,6 +58,7 @@ import pyarrow.compute as pc
 from common import (
     Quiet,
     Stage,
+    add_workdir_options,
     dbt_node_line,
     gib,
     load_average,
@@ -546,10 +547,7 @@ def main() -> int:
     parser.add_argument("--hours", type=int, default=24, help="hours of telemetry (one file per host per hour)")
     parser.add_argument("--interval", type=int, default=10, help="seconds between samples (must divide 3600)")
     parser.add_argument("--gpus-per-host", type=int, default=8)
-    parser.add_argument("--workdir", type=Path, help="where to make the temporary working folder")
-    parser.add_argument("--keep", action="store_true", help="keep the working folder (files, DuckDB, dbt logs)")
-    parser.add_argument("--dbt", choices=("build", "run"), default="build",
-                        help="dbt build (models and their tests, the default) or run (models only)")
+    add_workdir_options(parser, "files, DuckDB, dbt logs")
     args = parser.parse_args()
     if args.interval <= 0 or 3600 % args.interval:
         parser.error("--interval must divide 3600")

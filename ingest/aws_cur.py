@@ -29,6 +29,8 @@ from ingest.landing import key_after
 from ingest.tabular import Column, Format, Kind, read_csv
 
 CUR = "aws_cur"
+# What one delivery replaces: its export and billing period (raw.aws_cur columns).
+SCOPE_COLUMNS = ["_export_name", "_billing_period"]
 PERIOD = re.compile(r"^(\d{4})-?(0[1-9]|1[0-2])")
 CurFlavour = Literal["cur2", "legacy"]
 # Every CUR 2.0 column and the legacy columns without one; then, once loaded, where each row came from.

@@ -7,11 +7,13 @@ config can be moved together.
 from __future__ import annotations
 
 import os
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_ENV_VAR = "GPULEDGER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("gpuledger.yaml")
@@ -45,23 +47,33 @@ class FileSource(_Strict):
     location: str = Field(description="Folder or s3://bucket/prefix to read files from")
 
 
+def _iana_zone(zone: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)") from None
+    return zone
+
+
+TimeZone = Annotated[str, AfterValidator(_iana_zone)]
+
+
 class NvidiaSmiSource(_Strict):
     """nvidia-smi CSV files under `<location>/<host>/...`."""
 
     location: str
-    timezone: str = Field("UTC", description="the hosts' local time zone: nvidia-smi writes local time")
+    timezone: TimeZone = Field("UTC", description="the hosts' local time zone: nvidia-smi writes local time")
     fields: list[str] = Field([], description="the --query-gpu fields, for output written with noheader")
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)") from None
-        return zone
+class EngineLogSource(_Strict):
+    """vLLM, TGI, TEI and SGLang server logs under `<location>/<deployment>/...`: the first folder
+    names the workload (deployment) that wrote them."""
+
+    location: str
+    timezone: TimeZone = Field("UTC", description="the servers' local time zone: vLLM writes local time without a zone")
 
 
 # The tools whose GPU telemetry gpuledger reads (`sources.nvml`, `.nvidia_smi`, `.dcgm`).
@@ -78,12 +90,16 @@ class Sources(_Strict):
     nvidia_smi: list[NvidiaSmiSource] = []
     dcgm: list[FileSource] = Field([], description="dcgm-exporter scrapes under <location>/<host>/...")
     gateway: list[FileSource] = []
+    litellm: list[FileSource] = Field([], description="LiteLLM_SpendLogs exports (CSV or JSONL)")
+    engine_logs: list[EngineLogSource] = []
+    vllm_metrics: list[FileSource] = Field([], description="vLLM /metrics scrapes under <location>/<deployment>/...")
 
 
 class Team(_Strict):
     api_keys: list[str] = Field(default=[], description="API key aliases or sha256 hashes")
     users: list[str] = []
     litellm_team_ids: list[str] = []
+    monthly_budget: Decimal | None = Field(None, ge=0, description="in the config's currency")
 
 
 class WorkloadMatch(_Strict):
@@ -115,6 +131,8 @@ class Workload(_Strict):
     kind: Literal["inference", "training", "batch"]
     owner_team: str
     models: list[str] = []
+    api_bases: list[str] = Field([], description="the URLs a gateway or LiteLLM logs as `api_base` for this "
+                                 "deployment (shell-style patterns)")
     match: WorkloadMatch
 
     @model_validator(mode="after")
@@ -141,8 +159,57 @@ class SharedCosts(_Strict):
 
 
 class Energy(_Strict):
+    """Cloud GPUs' energy: the provider's PUE and the grid's carbon intensity, per region where given."""
+
     pue: float = Field(1.2, ge=1.0, le=3.0)
     grid_kg_co2e_per_kwh: float = Field(0.385, ge=0)
+    grid_kg_co2e_per_kwh_by_region: dict[str, float] = Field(
+        {}, description="billing region id (us-east-1, us-central1, eastus) -> kg CO2e per kWh")
+
+
+class Site(_Strict):
+    """A data centre or server room that holds on-prem GPUs."""
+
+    pue: float = Field(1.4, ge=1.0, le=3.0)
+    electricity_price_per_kwh: Decimal = Field(ge=0)
+    grid_kg_co2e_per_kwh: float = Field(0.385, ge=0)
+
+
+class OnPremAsset(_Strict):
+    """A GPU server: its purchase is amortised straight-line, its energy metered from telemetry."""
+
+    host: str
+    resource_id: str | None = Field(None, description="the id its charges and telemetry carry; default: the host")
+    site: str
+    gpu_model: str = Field(description="as in the seed gpu_instance_types (e.g. 'H100 80GB'), for the TCO comparison")
+    gpu_count: int = Field(ge=1)
+    purchase_price: Decimal = Field(ge=0)
+    purchase_date: date
+    depreciation_months: int = Field(36, ge=1)
+    rated_power_w_per_gpu: float = Field(gt=0, description="used for hours without energy telemetry")
+    ops_cost_per_gpu_month: Decimal = Field(Decimal(0), ge=0, description="staff, support, colocation")
+    team: str | None = Field(None, description="the team idle and unmonitored hours are charged to")
+    in_service_until: date | None = None
+
+    @property
+    def resource(self) -> str:
+        return self.resource_id or self.host
+
+
+class OnPrem(_Strict):
+    sites: dict[str, Site] = {}
+    assets: list[OnPremAsset] = []
+
+    @model_validator(mode="after")
+    def _known_sites_and_hosts(self) -> OnPrem:
+        for i, a in enumerate(self.assets):
+            if a.site not in self.sites:
+                raise ValueError(f"assets[{i}] ({a.host}): site {a.site!r} is not one of sites {sorted(self.sites)}")
+        hosts = [a.host for a in self.assets]
+        dupes = sorted({h for h in hosts if hosts.count(h) > 1})
+        if dupes:
+            raise ValueError(f"each host may be registered once, repeated: {dupes}")
+        return self
 
 
 class Billing(_Strict):
@@ -158,6 +225,42 @@ class TeamResolution(_Strict):
     metadata_field: str | None = Field("team", description="request metadata field that names a team")
 
 
+class Slack(_Strict):
+    """Where alerts go. Secrets never live in this file: only the names of the environment
+    variables that hold them. A bot token is preferred (threads, no secret in a URL)."""
+
+    webhook_url_env: str = Field("GPULEDGER_SLACK_WEBHOOK_URL", description="env var holding an incoming-webhook URL")
+    bot_token_env: str = Field("GPULEDGER_SLACK_BOT_TOKEN", description="env var holding a bot token (xoxb-...)")
+    channel: str | None = Field(None, description="channel for chat.postMessage (bot token only)")
+    base_url: str | None = Field(None, description="Slack API base URL; for tests and proxies")
+
+
+class Detector(_Strict):
+    """The daily spend detector (see README, Anomalies): robust baseline, modified z, dollar gates."""
+
+    z: float = Field(3.5, gt=0, description="store a day whose modified z-score reaches this")
+    min_history_days: int = Field(7, ge=2, description="below this a scope gets only a new-spend notice")
+    new_scope_min: float = Field(200.0, ge=0, description="a new scope's first full day at least this is noticed")
+    digest_min_impact: float = Field(50.0, ge=0)
+    digest_min_relative: float = Field(0.20, ge=0, description="bench/anomalies.py: 0.10 sent a third more "
+                                       "false alerts for the same recall")
+    immediate_z: float = Field(5.0, gt=0)
+    immediate_min_impact: float = Field(250.0, ge=0)
+    immediate_min_relative: float = Field(0.20, ge=0)
+
+
+class Alerts(_Strict):
+    slack: Slack = Slack()
+    dagster_ui_url: str = Field("http://127.0.0.1:3000", description="links in messages point here")
+    evaluation_delay_hours: int = Field(36, ge=0, description="a day is judged once its end is this old")
+    detector: Detector = Detector()
+    idle_gpu_utilization_below: float = Field(0.05, ge=0, le=1)
+    idle_gpu_consecutive_hours: int = Field(12, ge=1)
+    cost_per_token_week_over_week: float = Field(0.25, gt=0, description="a rise of more than this fraction alerts")
+    close_after_normal_days: int = Field(3, ge=1)
+    new_baseline_after_days: int = Field(7, ge=2)
+
+
 class Config(_Strict):
     warehouse: Path = Path("data/gpuledger.duckdb")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
@@ -170,6 +273,8 @@ class Config(_Strict):
     token_weights: TokenWeights = TokenWeights()
     shared_costs: SharedCosts = SharedCosts()
     energy: Energy = Energy()
+    on_prem: OnPrem = OnPrem()
+    alerts: Alerts = Alerts()
 
     # Set by load_config: the folder relative paths are resolved against.
     base_dir: Path = Field(Path("."), exclude=True)
@@ -199,11 +304,13 @@ class Config(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"workload names must be unique, repeated: {dupes}")
-        # A request names a model, not a deployment; two deployments of one model would need routing data.
-        models = [m for w in self.workloads for m in w.models]
-        served_twice = sorted({m for m in models if models.count(m) > 1})
-        if served_twice:
-            raise ValueError(f"each model may be served by one workload only, repeated: {served_twice}")
+        return self
+
+    @model_validator(mode="after")
+    def _on_prem_hosts_not_mapped_twice(self) -> Config:
+        clash = sorted(a.host for a in self.on_prem.assets if a.host in self.hosts and self.hosts[a.host] != a.resource)
+        if clash:
+            raise ValueError(f"hosts {clash} are on-prem assets: set their resource_id in on_prem.assets")
         return self
 
     def resolve(self, location: str | Path) -> str:

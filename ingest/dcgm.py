@@ -20,16 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest.files import Parsed, complete_lines, rows_to_table
+from ingest.prometheus import LABEL, LINE
 
 SAMPLES = "dcgm_samples"
 FILE_SUFFIXES = (".prom", ".prom.gz", ".txt", ".txt.gz", ".metrics", ".metrics.gz")
-
-# Prometheus text lines are simple enough for a regular expression, which also lets one bad line
-# be quarantined without losing the rest of the scrape.
-LINE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+(?P<ts>-?\d+))?\s*$"
-)
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 FILE_TIME = re.compile(r"(\d{8}T\d{6})")
 METRICS = {
     "dcgm_fi_dev_gpu_util": "util_gpu_pct",

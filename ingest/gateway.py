@@ -9,21 +9,22 @@ Only the fields below are copied out of a line. Prompt and completion text (`mes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
 
 from ingest.files import Parsed, RowError, iter_json_lines, optional, parse_utc, require, rows_to_table
+from ingest.privacy import kept_metadata, key_hash
 
 REQUESTS = "gateway_requests"
 FILE_SUFFIXES = (".jsonl", ".jsonl.gz")
-MAX_METADATA_VALUE = 200
 
 REQUEST_SCHEMA = pa.schema([
     ("ts", pa.timestamp("us")),
     ("request_id", pa.string()),
     ("endpoint", pa.string()),
+    ("deployment", pa.string()),  # the workload that served it, where the gateway logs one
+    ("api_base", pa.string()),  # the upstream URL it was routed to, where the gateway logs one
     ("model", pa.string()),
     ("api_key_hash", pa.string()),
     ("api_key_alias", pa.string()),
@@ -66,16 +67,18 @@ def _usage(obj: dict) -> tuple[int | None, int | None, int | None]:
     return prompt, _count(usage, "completion_tokens", "output_tokens"), cached
 
 
+def _key_hash(obj: dict) -> str | None:
+    key = optional(obj, "api_key_hash", str)
+    return key_hash(key) if key else None  # a gateway that logs the raw key gets it hashed here
+
+
 def _metadata(obj: dict) -> str | None:
     meta = obj.get("metadata")
     if meta is None:
         return None
     if not isinstance(meta, dict):
         raise RowError("'metadata' must be an object")
-    # Nested values are dropped: they are where clients stash conversation text.
-    kept = {k: v[:MAX_METADATA_VALUE] if isinstance(v, str) else v
-            for k, v in meta.items() if isinstance(v, str | int | float | bool)}
-    return json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return kept_metadata(meta)
 
 
 def read_gateway_file(path: Path, label: str | None = None) -> Parsed:
@@ -87,8 +90,9 @@ def read_gateway_file(path: Path, label: str | None = None) -> Parsed:
             ts = parse_utc(obj.get("ts"))
             prompt, completion, cached = _usage(obj)
             rows.append((
-                ts, require(obj, "request_id", str), optional(obj, "endpoint", str), require(obj, "model", str),
-                optional(obj, "api_key_hash", str), optional(obj, "api_key_alias", str), optional(obj, "user", str),
+                ts, require(obj, "request_id", str), optional(obj, "endpoint", str), optional(obj, "deployment", str),
+                optional(obj, "api_base", str), require(obj, "model", str),
+                _key_hash(obj), optional(obj, "api_key_alias", str), optional(obj, "user", str),
                 _metadata(obj), optional(obj, "status", int), optional(obj, "stream", bool),
                 optional(obj, "latency_ms", (int, float)), prompt, completion, cached, number,
             ))

@@ -1,6 +1,6 @@
 """`gpuledger`: generate a demo fleet, run the pipeline, query the marts.
 
-    gpuledger demo                      generate a 19-GPU, 7-day fleet, run everything, print the headlines
+    gpuledger demo                      generate a 31-GPU, 14-day fleet, run everything, print the headlines
     gpuledger generate --out DIR ...    write a demo fleet's landing zone, config and ground truth
     gpuledger run                       materialize every asset for the configured sources
     gpuledger sql "select ..." [--csv]  read-only SQL against the marts
@@ -65,6 +65,28 @@ HEADLINES = {
         from cost_ledger_hourly
         where category in ('inference', 'idle_deployed', 'training', 'batch', 'idle', 'unmonitored')
         group by currency""",
+    "Team spend this month against budget": """
+        select team, currency, max(day) as as_of, arg_max(month_to_date_cost, day) as month_to_date,
+               arg_max(month_end_forecast, day) as month_end_forecast, max(monthly_budget) as budget,
+               bool_or(forecast_over_budget) filter (where day = (select max(day) from team_spend_daily))
+                   as over_budget
+        from team_spend_daily
+        where date_trunc('month', day) = (select date_trunc('month', max(day)) from team_spend_daily)
+        group by team, currency
+        order by month_end_forecast desc""",
+    "What the same GPU-hours would cost in the cloud (TCO)": """
+        select workload, provider, gpu_model, sum(gpu_hours) as gpu_hours, sum(actual_cost) as actual_cost,
+               sum(on_demand_cost) as cloud_on_demand, sum(spot_cost) as cloud_spot,
+               sum(committed_cost) as cloud_committed
+        from tco_comparison
+        group by workload, provider, gpu_model
+        order by actual_cost desc""",
+    "Spend anomalies (the alerts above; info-only rows are in marts.spend_anomalies)": """
+        select day, scope_type, scope, kind, actual, expected, impact, severity
+        from spend_anomalies
+        where severity <> 'info'
+        order by impact desc
+        limit 15""",
     "Reconciliation with the bill": """
         select billing_period, provider, billing_account_id, currency, source_charges,
                source_effective_cost, ledger_effective_cost, unallocated_cost, difference
@@ -216,8 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def fleet_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--gpus", type=int, default=19, help="GPUs in the fleet (default 19: AWS, GCP and Azure)")
-        p.add_argument("--days", type=int, default=7, help="days of data (default 7)")
+        p.add_argument("--gpus", type=int, default=31,
+                       help="GPUs in the fleet (default 31: AWS, GCP, Azure and an on-prem server)")
+        p.add_argument("--days", type=int, default=14,
+                       help="days of data (default 14: enough history for the anomaly detectors)")
         p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same bytes")
 
     gen = sub.add_parser("generate", help="write a demo fleet's landing zone, gpuledger.yaml and ground_truth.json")

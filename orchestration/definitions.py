@@ -5,22 +5,24 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import billing, config_tables, dbt, reference, serving, telemetry
+from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
+from orchestration.assets import anomalies, billing, config_tables, dbt, reference, serving, telemetry
 from orchestration.jobs import billing_period_job, gpuledger_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
-from orchestration.resources import GpuledgerResource
+from orchestration.resources import GpuledgerResource, SlackResource
 from orchestration.sensors import new_billing_deliveries, rebuild_after_billing
 
-all_assets = dg.load_assets_from_modules([config_tables, billing, telemetry, serving, dbt, reference])
+all_assets = dg.load_assets_from_modules([config_tables, billing, telemetry, serving, dbt, reference, anomalies])
 all_checks = dg.load_asset_checks_from_modules([config_tables, billing, telemetry, serving, dbt])
 
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[billing_period_job, gpuledger_job],
-    sensors=[new_billing_deliveries, rebuild_after_billing],
+    jobs=[billing_period_job, gpuledger_job, notify_spend_anomalies],
+    sensors=[new_billing_deliveries, rebuild_after_billing, spend_anomaly_alerts, post_failed_runs],
     resources={
         "gpuledger": GpuledgerResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "slack": SlackResource(),
     },
 )

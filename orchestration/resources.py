@@ -1,8 +1,8 @@
-"""The one resource the Python assets need: the validated config and the warehouse it names."""
+"""The resources: the validated config and the warehouse it names, and where alerts go."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -10,7 +10,8 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from ingest.config import Config, config_path_from_env, load_config
+from ingest.alerts import Delivery, Sender, make_sender
+from ingest.config import Config, Slack, config_path_from_env, load_config
 from ingest.landing import Landing, open_landing
 from ingest.warehouse import connect
 
@@ -43,3 +44,27 @@ class GpuledgerResource(dg.ConfigurableResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(self.config.warehouse_path) as con:
             yield con
+
+
+class SlackResource(dg.ConfigurableResource):
+    """Where alerts go: Slack when the environment variables gpuledger.yaml names
+    (`alerts.slack.bot_token_env`, `alerts.slack.webhook_url_env`) are set, the console otherwise.
+
+    The secrets are read with `dg.EnvVar(name).get_value()` when a sender is built, not bound as
+    `EnvVar` config fields: the names live in gpuledger.yaml (known only once a run loads it), and
+    an unset `EnvVar` field fails every run, where an unset variable here means "print instead"."""
+
+    pace_seconds: float = Field(Delivery.pace_seconds, ge=0, description="least time between two posts to a channel")
+    rate_limit_retries: int = Field(Delivery.rate_limit_retries, ge=0,
+                                    description="retries after a 429, each after its Retry-After")
+    server_error_retries: int = Field(Delivery.server_error_retries, ge=0,
+                                      description="retries after a 500 or 503 before the run fails")
+    retry_backoff_seconds: float = Field(Delivery.retry_backoff_seconds, ge=0,
+                                         description="first backoff after a server or connection error")
+    timeout_seconds: int = Field(Delivery.timeout_seconds, ge=1)
+
+    def sender(self, slack: Slack, out: Callable[[str], None]) -> Sender:
+        delivery = Delivery(self.pace_seconds, self.rate_limit_retries, self.server_error_retries,
+                            self.retry_backoff_seconds, self.timeout_seconds)
+        return make_sender(slack, dg.EnvVar(slack.webhook_url_env).get_value(),
+                           dg.EnvVar(slack.bot_token_env).get_value(), delivery, out)

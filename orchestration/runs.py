@@ -1,6 +1,7 @@
 """Run the whole pipeline once, as `gpuledger run` and the tests do: every billing period that has
-a delivery (one partitioned run each), then everything else. Every run is recorded in the
-Dagster instance, so the UI shows them."""
+a delivery (one partitioned run each), then everything else, then the spend-anomaly alerts (what
+the sensor would start when a daemon runs; the alert ledger sends each message once either way).
+Every run is recorded in the Dagster instance, so the UI shows them."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import dagster as dg
 from ingest.config import load_config
 from ingest.landing import open_landing
 from ingest.load import newest_deliveries
+from orchestration.alerts import notify_spend_anomalies
 from orchestration.definitions import defs
 from orchestration.jobs import billing_period_job, gpuledger_job
 from orchestration.partitions import billing_periods, partition_key
@@ -56,4 +58,8 @@ def run_everything(config_path: Path, instance: dg.DagsterInstance, log_level: s
             partition_key=partition_key(period), instance=instance, run_config=run_config, raise_on_error=False))
     pipeline.results.append(defs.resolve_job_def(gpuledger_job.name).execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False))
+    if pipeline.success:
+        say("gpuledger: spend-anomaly alerts")
+        pipeline.results.append(defs.resolve_job_def(notify_spend_anomalies.name).execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False))
     return pipeline

@@ -5,11 +5,22 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from ingest.config import load_config
 from orchestration.runs import PipelineRun, run_everything
 
 
 def materialize_all(config_path: Path) -> PipelineRun:
     return run_everything(config_path, dg.DagsterInstance.ephemeral(), log_level="WARNING", say=lambda _: None)
+
+
+def built_warehouse(root: Path, config: str) -> Path:
+    """The warehouse of `config` (written to root/gpuledger.yaml) after every asset ran, every check passing."""
+    path = root / "gpuledger.yaml"
+    path.write_text(config)
+    result = materialize_all(path)
+    assert result.success
+    assert failed_checks(result) == []
+    return load_config(path).warehouse_path
 
 
 def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -19,7 +30,7 @@ def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 TOLERANCE = 0.005  # every team x model x day within 0.5 % of the generator's ground truth
 UNIT_ECONOMICS_FIELDS = ("requests", "input_tokens", "cached_input_tokens", "output_tokens", "inference_cost",
-                         "fully_loaded_cost", "gpu_hours", "energy_kwh")
+                         "fully_loaded_cost", "gpu_hours", "energy_kwh", "co2e_kg")
 
 
 def close(actual, expected: float) -> bool:
@@ -30,7 +41,7 @@ def unit_economics_mismatches(warehouse: Path, truth: dict) -> list[str]:
     """Every (day, team, model) of marts.unit_economics_daily against ground_truth.json, both ways."""
     rows = query(warehouse, """
         select cast(day as varchar), team, model, requests, input_tokens, coalesce(cached_input_tokens, 0),
-               output_tokens, inference_cost, fully_loaded_cost, gpu_hours, energy_kwh
+               output_tokens, inference_cost, fully_loaded_cost, gpu_hours, energy_kwh, co2e_kg
         from marts.unit_economics_daily""")
     actual = {r[:3]: r[3:] for r in rows}
     assert truth["unit_economics"], "the ground truth has no unit economics to compare"

@@ -29,9 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline import failed_checks, materialize_all, query
-
-from ingest.config import load_config
+from pipeline import built_warehouse, query
 
 DAY = datetime(2026, 11, 2)
 T10, T11 = DAY + timedelta(hours=10), DAY + timedelta(hours=11)
@@ -155,14 +153,10 @@ def write_requests(root: Path) -> None:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hand")
-    (root / "gpuledger.yaml").write_text(CONFIG)
     write_bill(root / "billing")
     write_telemetry(root / "telemetry")
     write_requests(root / "serving")
-    result = materialize_all(root / "gpuledger.yaml")
-    assert result.success
-    assert failed_checks(result) == []
-    return load_config(root / "gpuledger.yaml").warehouse_path
+    return built_warehouse(root, CONFIG)
 
 
 def d(x: str) -> Decimal:
@@ -221,13 +215,13 @@ def test_unit_economics_by_hand(warehouse):
         # Energy: 0.75 x 0.2 kWh at 10:00 + 0.1 kWh at 11:00; CO2e x 1.2 PUE x 0.385 kg/kWh.
         ("search", 1, d("3.000000"), d("2.000000"), d("0.175000"), d("5.175000"), d("2000.0000"),
          d("5000.0000"), d("2500.0000"), d("4312.5000"), d("3000.0000"), d("2.500000"), 0.495, d("0.250000"),
-         pytest.approx(0.1155)),
+         d("0.115500")),
         # $1.00 for 600 in (500 cached) + 140 out; input weight 150 of 500.
         ("support", 1, d("1.000000"), d("0.000000"), d("0.035000"), d("1.035000"), d("500.0000"), d("5000.0000"),
          d("1351.3514"), d("1398.6486"), d("1000.0000"), d("0.500000"), 0.825, d("0.050000"),
-         pytest.approx(0.0231)),
+         d("0.023100")),
         ("unattributed", 1, d("0.000000"), d("0.000000"), d("0.000000"), d("0.000000"), None, None, None, None,
-         d("0.0000"), d("0.000000"), None, d("0.000000"), pytest.approx(0.0)),
+         d("0.0000"), d("0.000000"), None, d("0.000000"), d("0.000000")),
     ]
 
 

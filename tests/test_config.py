@@ -1,3 +1,4 @@
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,8 @@ import pytest
 from ingest.config import ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
+ASSET = ("{host: dc1-a, site: dc1, gpu_model: H100 80GB, gpu_count: 8, purchase_price: 320000, "
+         "purchase_date: 2026-01-01, rated_power_w_per_gpu: 700}")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -23,6 +26,11 @@ def test_the_shipped_example_is_valid_and_resolves_relative_paths():
     assert [w.name for w in cfg.workloads] == ["llama-70b-prod", "nightly-finetune", "embeddings-k8s"]
     assert cfg.workloads[2].match.pod == "embeddings-*"
     assert cfg.sources.nvidia_smi[0].timezone == "UTC"
+    asset = cfg.on_prem.assets[0]
+    assert (asset.resource, asset.gpu_count, asset.purchase_price) == ("gpu-node-07", 8, Decimal("320000"))
+    assert cfg.on_prem.sites[asset.site].electricity_price_per_kwh == Decimal("0.11")
+    assert cfg.teams["search"].monthly_budget == Decimal("25000")
+    assert cfg.workloads[0].api_bases == ["http://llama-70b-prod.ml.svc:8000/*"]
 
 
 def test_defaults_when_the_file_is_empty(tmp_path):
@@ -51,9 +59,15 @@ def test_path_comes_from_the_environment(tmp_path, monkeypatch):
         ("workloads:\n  - {name: a, kind: batch, owner_team: x, match: {}}\n", "workloads[0].match"),
         ("teams: {unallocated: {}}\n", "teams: Value error, team names ['unallocated'] are reserved"),
         ("teams:\n  a: {api_keys: [k1]}\n  b: {api_keys: [k1]}\n", "api key 'k1' is mapped to both 'a' and 'b'"),
-        ("workloads:\n  - {name: a, kind: inference, owner_team: x, models: [m], match: {host: h}}\n"
-         "  - {name: b, kind: inference, owner_team: x, models: [m], match: {host: g}}\n",
-         "each model may be served by one workload only, repeated: ['m']"),
+        ("sources:\n  engine_logs: [{location: l, timezone: Mars/Olympus}]\n",
+         "sources.engine_logs[0].timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        ("teams: {a: {monthly_budget: -5}}\n", "teams.a.monthly_budget: Input should be greater than or equal to 0"),
+        (f"on_prem:\n  assets: [{ASSET}]\n",
+         "on_prem: Value error, assets[0] (dc1-a): site 'dc1' is not one of sites []"),
+        (f"hosts: {{dc1-a: i-0abc}}\non_prem:\n  sites: {{dc1: {{electricity_price_per_kwh: 0.1}}}}\n"
+         f"  assets: [{ASSET}]\n", "hosts ['dc1-a'] are on-prem assets: set their resource_id in on_prem.assets"),
+        (f"on_prem:\n  sites: {{dc1: {{electricity_price_per_kwh: 0.1}}}}\n  assets: [{ASSET}, {ASSET}]\n",
+         "each host may be registered once, repeated: ['dc1-a']"),
         ("- just\n- a list\n", "the top level must be a mapping"),
         ("teams: {a: [unclosed\n", "not valid YAML"),
     ],

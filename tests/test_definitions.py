@@ -64,5 +64,6 @@ def test_the_two_jobs_cover_every_asset_and_billing_is_monthly():
 
 def test_the_sensors_run_by_default():
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"new_billing_deliveries", "rebuild_after_billing"}
+    assert set(sensors) == {"new_billing_deliveries", "rebuild_after_billing", "spend_anomaly_alerts",
+                            "post_failed_runs"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())

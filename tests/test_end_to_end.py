@@ -16,10 +16,12 @@ from ingest.config import load_config
 from ingest.demo_fleet import generate
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
 
-# 27 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
-# that idles over the weekend; a GCP a2 VM under a committed-use discount; an Azure NC A100 VM;
-# two days that cross a billing-period boundary (and GCP's Pacific-time invoice month).
-FLEET = {"gpus": 27, "days": 2, "seed": 7, "start": date(2026, 10, 31)}
+# 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
+# that idles over the weekend; a GCP a2 VM under a committed-use discount; an Azure NC A100 VM; an
+# on-prem H100 server serving the p5's model too (pooled, and routed by LiteLLM's api_base) and
+# running a fine-tune across midnight; two days that cross a billing-period boundary (and GCP's
+# Pacific-time invoice month).
+FLEET = {"gpus": 31, "days": 2, "seed": 7, "start": date(2026, 10, 31)}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_reconciliation_keeps_every_cent_of_three_providers(fleet):
     periods = {(p["provider"], p["billing_period"]): p for p in fleet["truth"]["billing_periods"]}
     assert [r[:2] for r in rows] == sorted(periods) == [
         ("AWS", "2026-10"), ("AWS", "2026-11"), ("Google Cloud", "2026-10"), ("Google Cloud", "2026-11"),
-        ("Microsoft", "2026-10"), ("Microsoft", "2026-11")]
+        ("Microsoft", "2026-10"), ("Microsoft", "2026-11"), ("On-Premises", "2026-10"), ("On-Premises", "2026-11")]
     for provider, period, source, ledger, difference in rows:
         assert abs(float(source) - periods[(provider, period)]["effective_cost"]) < 0.01
         assert abs(float(ledger) - periods[(provider, period)]["effective_cost"]) < 0.01
@@ -71,6 +73,52 @@ def test_reconciliation_keeps_every_cent_of_three_providers(fleet):
 
 def test_every_check_passes(fleet):
     assert failed_checks(fleet["result"]) == []
+
+
+def _mismatches(expected: list[dict], actual: dict[tuple, tuple], key: tuple[str, ...], fields: tuple[str, ...]):
+    """Rows of a mart (by key) against the truth's rows, both ways, every field within tolerance."""
+    out = []
+    for e in expected:
+        got = actual.pop(tuple(e[k] for k in key), None)
+        if got is None:
+            out.append(f"missing {[e[k] for k in key]}")
+            continue
+        out += [f"{[e[k] for k in key]} {f}: {a} != {e[f]}" for f, a in zip(fields, got, strict=True)
+                if not (a == e[f] if e[f] is None or isinstance(e[f], str) else close(a, e[f]))]
+    return out + [f"not in the ground truth: {k}" for k in actual]
+
+
+def test_team_spend_and_budgets_match_ground_truth(fleet):
+    fields = ("effective_cost", "month_to_date_cost", "month_end_forecast", "monthly_budget")
+    rows = query(fleet["warehouse"], """
+        select cast(day as varchar), team, sum(effective_cost), max(month_to_date_cost), max(month_end_forecast),
+               max(monthly_budget)
+        from marts.team_spend_daily group by all""")
+    expected = fleet["truth"]["team_spend_daily"]
+    assert any(e["month_end_forecast"] > (e["monthly_budget"] or 1e12) for e in expected)  # one team over budget
+    assert _mismatches(expected, {r[:2]: r[2:] for r in rows}, ("day", "team"), fields) == []
+
+
+def test_training_runs_match_ground_truth(fleet):
+    rows = query(fleet["warehouse"], """
+        select workload, strftime(run_start, '%Y-%m-%dT%H:%M:%S+00:00'), team,
+               strftime(run_end, '%Y-%m-%dT%H:%M:%S+00:00'), gpu_hours, cost, energy_kwh
+        from marts.training_runs""")
+    expected = fleet["truth"]["training_runs"]
+    assert any(e["start"][:10] != e["end"][:10] for e in expected)  # a run across midnight
+    assert _mismatches(expected, {r[:2]: r[2:] for r in rows}, ("workload", "start"),
+                       ("team", "end", "gpu_hours", "cost", "energy_kwh")) == []
+
+
+def test_tco_comparison_matches_ground_truth(fleet):
+    rows = query(fleet["warehouse"], """
+        select strftime(month, '%Y-%m'), workload, gpu_model, sum(gpu_hours), sum(actual_cost), sum(on_demand_cost),
+               sum(spot_cost), sum(committed_cost)
+        from marts.tco_comparison group by all""")
+    expected = fleet["truth"]["tco_comparison"]
+    assert any(e["workload"].startswith("onprem") for e in expected)
+    assert _mismatches(expected, {r[:3]: r[3:] for r in rows}, ("month", "workload", "gpu_model"),
+                       ("gpu_hours", "effective_cost", "on_demand_cost", "spot_cost", "committed_cost")) == []
 
 
 def test_no_prompt_or_completion_text_reaches_the_warehouse(fleet):
@@ -89,7 +137,8 @@ def test_unknown_api_keys_stay_unattributed_with_their_hash(fleet):
 
 def _marts(warehouse: Path) -> dict[str, list[tuple]]:
     return {t: query(warehouse, f"select * from marts.{t} order by all")
-            for t in ("cost_ledger_hourly", "unit_economics_daily", "cost_reconciliation")}
+            for t in ("cost_ledger_hourly", "unit_economics_daily", "cost_reconciliation", "team_spend_daily",
+                      "training_runs", "tco_comparison", "gpu_efficiency_daily")}
 
 
 def test_running_again_changes_no_mart(fleet):
@@ -102,7 +151,7 @@ def test_running_again_changes_no_mart(fleet):
     tables = [t for (t,) in query(fleet["warehouse"], """
         select table_name from information_schema.tables
         where table_schema = 'raw' and table_name not in ('quarantine', 'ingested_files')""")]
-    assert len(tables) == 12
+    assert len(tables) == 16
     assert loaded == sum(query(fleet["warehouse"], f"select count(*) from raw.{t}")[0][0] for t in tables)
 
 

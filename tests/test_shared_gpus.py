@@ -24,10 +24,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pipeline import failed_checks, materialize_all, query
+from pipeline import built_warehouse, query
 from test_allocation import T10, cur_line, write_cur
 
-from ingest.config import Workload, load_config
+from ingest.config import Workload
 from ingest.workloads import HolderSignature, resolve
 
 HOUR = timedelta(hours=1)
@@ -102,17 +102,13 @@ def write_dcgm(root: Path) -> None:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shared")
-    (root / "gpuledger.yaml").write_text(CONFIG)
     write_cur(root / "billing", [
         cur_line(T10, T10 + HOUR, "Usage", 56.0, "USE1-BoxUsage:p4d.24xlarge", "i-0a100", None, "p4d.24xlarge"),
         cur_line(T10, T10 + HOUR, "Usage", 56.0, "USE1-BoxUsage:p5.48xlarge", "i-0h100", None, "p5.48xlarge"),
     ])
     write_nvml(root / "nvml")
     write_dcgm(root / "dcgm")
-    result = materialize_all(root / "gpuledger.yaml")
-    assert result.success
-    assert failed_checks(result) == []
-    return load_config(root / "gpuledger.yaml").warehouse_path
+    return built_warehouse(root, CONFIG)
 
 
 def test_mig_instances_and_time_slices_split_the_gpu_hour(warehouse):

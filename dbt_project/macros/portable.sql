@@ -80,3 +80,21 @@
 {% macro default__seconds_between(start_column, end_column) -%}
     (epoch({{ end_column }}) - epoch({{ start_column }}))
 {%- endmacro %}
+
+{# A timestamp `months_column` calendar months later. #}
+{% macro add_months(timestamp_column, months_column) -%}
+    {{ return(adapter.dispatch('add_months', 'gpuledger')(timestamp_column, months_column)) }}
+{%- endmacro %}
+
+{% macro default__add_months(timestamp_column, months_column) -%}
+    (cast({{ timestamp_column }} as timestamp) + interval 1 month * {{ months_column }})
+{%- endmacro %}
+
+{# Whether text matches a shell-style pattern (`*`, `?`), as the config's patterns are written. #}
+{% macro glob_match(text_column, pattern_column) -%}
+    {{ return(adapter.dispatch('glob_match', 'gpuledger')(text_column, pattern_column)) }}
+{%- endmacro %}
+
+{% macro default__glob_match(text_column, pattern_column) -%}
+    ({{ text_column }} glob {{ pattern_column }})
+{%- endmacro %}

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
 
 from ingest.config import TELEMETRY_TOOLS, parse_config
 from ingest.demo_fleet import azure, cur, gcp
-from ingest.demo_fleet.plan import CALLERS, EXPORT_NAME, Plan, build_plan
-from ingest.demo_fleet.serving import simulate, write_gateway_logs
+from ingest.demo_fleet.plan import CALLERS, DC1, EXPORT_NAME, ON_PREM, Plan, build_plan
+from ingest.demo_fleet.serving import deployment_load, simulate, write_gateway_logs, write_litellm_logs
 from ingest.demo_fleet.telemetry import gpu_series, write_host
-from ingest.demo_fleet.truth import ground_truth
+from ingest.demo_fleet.truth import ground_truth, injected_anomalies, with_budgets
 from ingest.nvml import WORKLOAD_ENV_VAR
 
 log = logging.getLogger(__name__)
 
 DEFAULT_START = date(2026, 10, 29)  # a fixed start keeps the output byte-identical for a seed
-BILLING_DIR, SERVING_DIR = "billing/aws", "serving/gateway"
+BILLING_DIR, SERVING_DIR, LITELLM_DIR = "billing/aws", "serving/gateway", "serving/litellm"
+# kg CO2e per kWh of each demo region's grid (the bills' region ids)
+GRID_INTENSITY = {"us-east-1": 0.38, "us-central1": 0.42, "eastus": 0.35}
 GCP_DIR, AZURE_DIR = "billing/gcp", "billing/azure-focus"
 
 
@@ -52,20 +55,47 @@ def _match(plan: Plan, wi: int, telemetry: str) -> dict:
     return {"host": w.host_pattern, "process_name": w.spec.process_name}
 
 
-def fleet_config(plan: Plan, telemetry: str = "nvml") -> dict:
-    """The gpuledger.yaml that matches the fleet: where its files are and who its callers are."""
+def _teams(plan: Plan) -> dict[str, dict[str, list[str]]]:
+    """How the config recognises each caller: key alias or hash, user, or LiteLLM team id."""
     teams: dict[str, dict[str, list[str]]] = {}
     for c in CALLERS.values():
         if c.team == "unattributed" or c.metadata_team:
             continue
         entry = teams.setdefault(c.team, {})
-        if c.user:
+        if c.litellm_team_id:
+            entry.setdefault("litellm_team_ids", []).append(c.litellm_team_id)
+        elif c.user:
             entry.setdefault("users", []).append(c.user)
         else:
             entry.setdefault("api_keys", []).append(c.key_alias or c.key_hash)
+    return {t: teams[t] for t in sorted(teams)}
+
+
+def _on_prem(plan: Plan) -> dict:
+    """The asset register of the fleet's owned servers (empty where it has none)."""
+    servers = [i for i in plan.instances if i.itype.provider == ON_PREM]
+    if not servers:
+        return {}
+    site = {"pue": DC1.pue, "electricity_price_per_kwh": DC1.electricity_price_per_kwh,
+            "grid_kg_co2e_per_kwh": DC1.grid_kg_co2e_per_kwh}
+    assets = [
+        {"host": i.host, "site": DC1.name, "gpu_model": DC1.gpu_model, "gpu_count": i.itype.gpu_count,
+         "purchase_price": DC1.purchase_price,
+         "purchase_date": plan.start.date() - timedelta(days=DC1.purchase_days_before_start),
+         "depreciation_months": DC1.depreciation_months, "rated_power_w_per_gpu": DC1.rated_power_w_per_gpu,
+         "ops_cost_per_gpu_month": DC1.ops_cost_per_gpu_month, "team": i.team_tag}
+        for i in servers
+    ]
+    return {"on_prem": {"sites": {DC1.name: site}, "assets": assets}}
+
+
+def fleet_config(plan: Plan, telemetry: str = "nvml", litellm: bool = True) -> dict:
+    """The gpuledger.yaml that matches the fleet: where its files are and who its callers are.
+    `litellm`: whether the fleet has LiteLLM spend logs to read."""
     workloads = [
         {"name": w.name, "kind": w.spec.kind, "owner_team": w.spec.owner_team,
-         **({"models": list(w.models)} if w.models else {}), "match": _match(plan, wi, telemetry)}
+         **({"models": list(w.models)} if w.models else {}),
+         **({"api_bases": [w.api_base]} if w.api_base else {}), "match": _match(plan, wi, telemetry)}
         for wi, w in enumerate(plan.workloads)
     ]
     return {
@@ -76,12 +106,32 @@ def fleet_config(plan: Plan, telemetry: str = "nvml") -> dict:
             "focus": [{"location": AZURE_DIR}],
             telemetry.replace("-", "_"): [{"location": f"telemetry/{telemetry}"}],
             "gateway": [{"location": SERVING_DIR}],
+            **({"litellm": [{"location": LITELLM_DIR}]} if litellm else {}),
         },
-        "teams": {t: teams[t] for t in sorted(teams)},
+        "teams": _teams(plan),
         # nvidia-smi and dcgm-exporter do not know the billing resource; the collector writes it itself
         **({"hosts": {i.host: i.resource_id for i in plan.instances}} if telemetry != "nvml" else {}),
         "workloads": workloads,
+        "energy": {"grid_kg_co2e_per_kwh_by_region": GRID_INTENSITY},
+        **_on_prem(plan),
     }
+
+
+def _two_digits(amount: float, up: bool) -> int:
+    """The amount rounded down (or up) to two significant digits: budgets look like budgets."""
+    unit = 10 ** max(0, int(math.log10(amount)) - 1) if amount >= 1 else 1
+    return (math.ceil(amount / unit) if up else math.floor(amount / unit)) * unit
+
+
+def demo_budgets(plan: Plan, truth: dict, teams: list[str]) -> dict[str, int]:
+    """Monthly budgets that put the team with the largest month-end forecast on the window's last
+    day over budget (80 % of it) and the others under (125 %), whatever the fleet's size."""
+    last_day = (plan.start + timedelta(days=plan.days - 1)).date().isoformat()
+    forecast = {r["team"]: r["month_end_forecast"] for r in truth["team_spend_daily"]
+                if r["day"] == last_day and r["team"] in teams}
+    ranked = sorted(forecast, key=lambda t: (-forecast[t], t))
+    return {t: _two_digits(forecast[t] * 0.8, up=False) if i == 0 else _two_digits(forecast[t] * 1.25, up=True)
+            for i, t in enumerate(ranked)}
 
 
 def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: date = DEFAULT_START,
@@ -93,11 +143,11 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     plan = build_plan(gpus, days, seed, start)
-    config = fleet_config(plan, telemetry)
-    config_text = "# Generated by `gpuledger generate` for a demo fleet; paths are relative to this file.\n"
-    config_text += yaml.safe_dump(config, sort_keys=False)
-    (out / "gpuledger.yaml").write_text(config_text)
-    weights = parse_config(config, out / "gpuledger.yaml").token_weights  # the defaults the pipeline uses
+    log.info("serving: simulating requests")
+    traffic = simulate(plan)
+    config = fleet_config(plan, telemetry, litellm=any(traffic.litellm.values()))
+    config_path = out / "gpuledger.yaml"
+    cfg = parse_config(config, config_path)  # the defaults the pipeline uses (token weights, PUE, ...)
 
     log.info("billing: %d instances, %d GPUs, %d days from %s", len(plan.instances), gpus, days, start)
     aws_lines, gcp_lines, azure_lines = cur.bill_lines(plan), gcp.bill_lines(plan), azure.bill_lines(plan)
@@ -106,14 +156,10 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
     files += azure.write_exports(azure_lines, out / AZURE_DIR)
     lines = aws_lines + gcp_lines + azure_lines
 
-    log.info("serving: simulating requests")
-    requests, lines_by_day = simulate(plan)
-    files += write_gateway_logs(plan, lines_by_day, out / SERVING_DIR)
+    files += write_gateway_logs(plan, traffic.gateway, out / SERVING_DIR)
+    files += write_litellm_logs(plan, traffic.litellm, out / LITELLM_DIR)
 
-    load: dict[tuple[int, int], float] = {}
-    for r in requests:
-        load[(r.workload, r.hour)] = load.get((r.workload, r.hour), 0) + 1
-    load = {k: n / plan.workloads[k[0]].spec.requests_per_hour for k, n in load.items()}
+    load = deployment_load(plan, traffic.requests)
     series = {}
     for inst in plan.instances:
         log.info("telemetry: %s (%d GPUs)", inst.host, inst.itype.gpu_count)
@@ -121,8 +167,17 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
         files += write_host(plan, inst, host_series, out / "telemetry" / telemetry, telemetry)
         series.update({(inst.resource_id, g): s for g, s in enumerate(host_series)})
 
-    truth = ground_truth(plan, lines, requests, series, weights)
+    truth = ground_truth(plan, lines, traffic.requests, series, cfg)
+    truth["injected_anomalies"] = injected_anomalies(plan, lines, truth, cfg)
+    # budgets are picked from the forecasts, so the config is written last
+    budgets = demo_budgets(plan, truth, list(config["teams"]))
+    for team, budget in budgets.items():
+        config["teams"][team]["monthly_budget"] = budget
+    parse_config(config, config_path)
+    config_text = "# Generated by `gpuledger generate` for a demo fleet; paths are relative to this file.\n"
+    config_path.write_text(config_text + yaml.safe_dump(config, sort_keys=False))
+    truth = with_budgets(truth, {t: float(b) for t, b in budgets.items()})
     truth["generator"] = {"gpus": gpus, "days": days, "seed": seed, "start": start.isoformat(), "telemetry": telemetry,
-                          "requests": len(requests), "bill_lines": len(lines)}
+                          "requests": len(traffic.requests), "bill_lines": len(lines)}
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     return GeneratedFleet(out, plan, len(files) + 2, time.perf_counter() - began)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ingest.aws_cur_schema import CUR2_SCHEMA
 from ingest.demo_fleet.bill import BillLine
+from ingest.demo_fleet.inject import egress_spike
 from ingest.demo_fleet.plan import (
     EXPORT_NAME,
     PAYER_ACCOUNT,
@@ -129,11 +130,13 @@ def _instance_lines(plan: Plan, inst: Instance, hour: int, spot_rng: np.random.G
                   pricing_term="OnDemand", pricing_purchase_option="On Demand", line_item_unblended_rate=od, **common)]
 
 
-def _support_lines(plan: Plan, inst: Instance, hour: int, rng: np.random.Generator) -> list[BillLine]:
-    """Storage and egress of one instance-hour: tagged like the instance, never GPU compute."""
+def _support_lines(plan: Plan, inst: Instance, hour: int, rng: np.random.Generator,
+                   extra_gb: float = 0.0) -> list[BillLine]:
+    """Storage and egress of one instance-hour: tagged like the instance, never GPU compute.
+    `extra_gb`: egress on top of the usual draw (the injected spike), in the same line as AWS would bill it."""
     t0 = plan.hour_start(hour)
     t1 = t0 + timedelta(hours=1)
-    gb = float(np.round(rng.lognormal(1.0, 0.8), 6))
+    gb = float(np.round(rng.lognormal(1.0, 0.8), 6)) + extra_gb
     return [
         _line(t0, t1, "Usage", EBS_RATE * EBS_GB / HOURS_PER_MONTH, product_code="AmazonEC2",
               usage_type="USE1-EBS:VolumeUsage.gp3", operation="CreateVolume-Gp3",
@@ -179,13 +182,15 @@ def bill_lines(plan: Plan) -> list[BillLine]:
     """Every AWS line item of the window, tax included, in delivery order."""
     spot_rng = rng_for(plan.seed, "spot-prices")
     traffic_rng = rng_for(plan.seed, "egress")
+    spike = egress_spike(plan)
     lines: list[BillLine] = []
     for hour in range(plan.hours):
         used = 0.0
         for inst in (i for i in plan.instances if i.itype.provider == "AWS"):
             inst_lines = _instance_lines(plan, inst, hour, spot_rng)
             used += sum(ln.effective for ln in inst_lines if ln.kind == "SavingsPlanCoveredUsage")
-            lines += inst_lines + _support_lines(plan, inst, hour, traffic_rng)
+            extra = spike.gb if spike and spike.hour == hour and spike.instance is inst else 0.0
+            lines += inst_lines + _support_lines(plan, inst, hour, traffic_rng, extra)
         if plan.savings_plan_commitment:
             lines.append(_savings_plan_fee(plan, hour, used))
         if hour % 24 == 0:

@@ -25,6 +25,7 @@ GCP_BILLING_ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
 GCP_PROJECT = "ml-prod-4821"
 AZURE_BILLING_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/8611537"
 AZURE_SUBSCRIPTION = "64e355d7-997c-491d-b0c1-8414dccfcf42"
+ON_PREM = "On-Premises"  # the FOCUS ProviderName gpuledger gives the charges it makes from the asset register
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,32 @@ INSTANCE_TYPES = {
                      "Google Cloud"),
         InstanceType("Standard_NC24ads_A100_v4", "NVIDIA A100 80GB PCIe", 1, 3.673, 24, 220, 300, 45,
                      85899345920, "Microsoft"),
+        # an owned 4 x H100 SXM server: no cloud price, its cost comes from the config's asset register
+        InstanceType("PowerEdge XE8640", "NVIDIA H100 80GB HBM3", 4, 0.0, 128, 1024, 700, 79, 85520809984,
+                     ON_PREM),
     )
 }
+# The region each provider's bill names for the demo's resources (the grid intensity is looked up by it).
+PROVIDER_REGIONS = {"AWS": REGION, "Google Cloud": "us-central1", "Microsoft": "eastus"}
+
+
+@dataclass(frozen=True)
+class OnPremSite:
+    """The data centre of the demo's on-prem servers and what the asset register says of each server."""
+
+    name: str = "dc1"
+    pue: float = 1.3
+    electricity_price_per_kwh: str = "0.12"
+    grid_kg_co2e_per_kwh: float = 0.2
+    gpu_model: str = "H100 80GB"  # the seed gpu_instance_types' name for the GPU, for the TCO comparison
+    purchase_price: str = "140000"
+    purchase_days_before_start: int = 60
+    depreciation_months: int = 36
+    rated_power_w_per_gpu: float = 700
+    ops_cost_per_gpu_month: str = "150"
+
+
+DC1 = OnPremSite()
 
 SAVINGS_PLAN_DISCOUNT = 0.28  # a 1-year compute savings plan: effective rate = 72 % of on-demand
 SPOT_DISCOUNT = (0.55, 0.70)  # spot price = on-demand x (1 - U(lo, hi)), redrawn every hour
@@ -70,10 +95,17 @@ class Caller:
     key_secret: str  # hashed into api_key_hash; never written anywhere in clear
     user: str | None = None
     metadata_team: str | None = None
+    # set for callers whose requests go through the LiteLLM proxy (its spend logs, not the gateway log)
+    litellm_team_id: str | None = None
 
     @property
     def key_hash(self) -> str:
-        return "sha256:" + hashlib.sha256(self.key_secret.encode()).hexdigest()
+        return "sha256:" + self.key_sha256
+
+    @property
+    def key_sha256(self) -> str:
+        """The bare hex digest, as LiteLLM stores a virtual key (`api_key`)."""
+        return hashlib.sha256(self.key_secret.encode()).hexdigest()
 
 
 CALLERS = {
@@ -86,6 +118,9 @@ CALLERS = {
     "ci-runner": Caller("platform", "shared-ci", "sk-demo-shared-ci", user="ci-runner"),
     "unknown-1": Caller("unattributed", None, "sk-leaked-7f3a"),
     "unknown-2": Caller("unattributed", "old-hackathon", "sk-old-hackathon"),
+    # through LiteLLM: its key alias is in no config, so the LiteLLM team id is its only identity
+    "research-agents": Caller("research", "research-agents", "sk-demo-research-agents",
+                              litellm_team_id="team-research"),
 }
 
 
@@ -102,6 +137,8 @@ class WorkloadSpec:
     completion_tokens: tuple[float, float] = (5.3, 0.7)
     reports_cached_tokens: bool = True
     embedding: bool = False
+    # LiteLLM callers reach this deployment by its own URL, and the config lists that URL (`api_bases`)
+    own_api_base: bool = False
 
 
 WORKLOADS = {
@@ -110,7 +147,7 @@ WORKLOADS = {
         WorkloadSpec(
             "llama-70b", "inference", "platform", ("llama-3.1-70b-instruct",), "python3",
             {"search-prod": 0.35, "support-bot": 0.25, "platform-eval": 0.1, "playground-search": 0.08,
-             "research-nb": 0.1, "unknown-1": 0.07, "ci-runner": 0.05},
+             "research-nb": 0.1, "unknown-1": 0.07, "ci-runner": 0.05, "research-agents": 0.1},
             requests_per_hour=140,
         ),
         WorkloadSpec("finetune", "training", "research", (), "pt_main_thread"),
@@ -141,6 +178,13 @@ WORKLOADS = {
             {"research-nb": 0.6, "platform-eval": 0.4}, requests_per_hour=70,
         ),
         WorkloadSpec("rl-finetune", "training", "support", (), "pt_main_thread"),
+        # a second deployment of the p5's model on the owned server: pooled with it for requests that name
+        # only the model, and the one that LiteLLM requests naming its URL are routed to
+        WorkloadSpec(
+            "onprem-llama-70b", "inference", "platform", ("llama-3.1-70b-instruct",), "python3",
+            {"research-agents": 1.0}, requests_per_hour=50, own_api_base=True,
+        ),
+        WorkloadSpec("onprem-sft", "training", "research", (), "pt_main_thread"),
     )
 }
 
@@ -153,6 +197,8 @@ class Template:
     host_prefix: str
     # (workload base name, GPU indexes, schedule kind)
     roles: tuple[tuple[str, tuple[int, ...], str], ...]
+    # window-relative hours in which the host's collector was down (only where the window has them all)
+    outage_hours: frozenset[int] = frozenset()
 
 
 TEMPLATES = (
@@ -163,9 +209,14 @@ TEMPLATES = (
     Template("a2-highgpu-2g", "committed_use", "research", "gcp-a2", (("mixtral", (0, 1), "always"),)),
     Template("Standard_NC24ads_A100_v4", "on_demand", "support", "az-nc", (("rl-finetune", (0,), "runs"),)),
     Template("g6.12xlarge", "spot", "platform", "g6",
-             (("qwen-coder", (0, 1), "always"), ("nightly-eval", (2,), "nightly"))),
+             (("qwen-coder", (0, 1), "always"), ("nightly-eval", (2,), "nightly")), frozenset({34, 35, 36})),
     Template("p4d.24xlarge", "on_demand", "research", "p4d",
              (("pretrain", tuple(range(8)), "weekend_off"),)),
+    # after the cloud templates, so that fleets of up to 27 GPUs stay as they were; 31 GPUs hold all seven.
+    # Its team tag is the asset register's team (idle time); its outage falls in the daytime, between
+    # the overnight runs, so the hours without telemetry are metered at rated power.
+    Template("PowerEdge XE8640", "owned", "platform", "dc1-h100",
+             (("onprem-llama-70b", (0, 1), "always"), ("onprem-sft", (2, 3), "overnight")), frozenset({38, 39})),
 )
 FILLER = Template("g6.xlarge", "on_demand", None, "g6x", (("llama-8b", (0,), "always"),))
 
@@ -176,6 +227,11 @@ class Workload:
     spec: WorkloadSpec
     models: tuple[str, ...]
     host_pattern: str
+
+    @property
+    def api_base(self) -> str | None:
+        """The URL LiteLLM logs for requests it sends straight to this deployment."""
+        return f"http://{self.host_pattern}:8000/v1" if self.spec.own_api_base else None
 
 
 @dataclass
@@ -213,6 +269,11 @@ class Plan:
     def hour_start(self, hour: int) -> datetime:
         return self.start + timedelta(hours=hour)
 
+    def instance_of(self, workload: int) -> Instance:
+        """The instance a workload runs on (each demo workload lives on one host)."""
+        host = self.workloads[workload].host_pattern
+        return next(i for i in self.instances if i.host == host)
+
 
 def rng_for(seed: int, stream: str) -> np.random.Generator:
     """An independent random stream per purpose, so changing one writer never shifts another."""
@@ -230,6 +291,8 @@ def _resource_id(itype: InstanceType, host: str, ids: np.random.Generator) -> st
     if itype.provider == "Microsoft":
         group = f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/ml-prod"
         return f"{group}/providers/Microsoft.Compute/virtualMachines/{host}"
+    if itype.provider == ON_PREM:  # no cloud resource id: the asset register names the server by its host
+        return host
     return f"i-0{hex_id(ids, 16)}"
 
 
@@ -244,6 +307,9 @@ def _templates_for(gpus: int) -> list[Template]:
         left -= INSTANCE_TYPES[t.instance_type].gpu_count
         i += 1
     return chosen
+
+
+GANG_SCHEDULED = frozenset({"overnight"})
 
 
 def _schedule(kind: str, plan_hours: int, rng: np.random.Generator, start: datetime) -> np.ndarray:
@@ -265,6 +331,10 @@ def _schedule(kind: str, plan_hours: int, rng: np.random.Generator, start: datet
             length = int(rng.integers(6 * SAMPLES_PER_HOUR, 30 * SAMPLES_PER_HOUR))
             held[t : t + length] = True
             t += length + int(rng.integers(2 * SAMPLES_PER_HOUR, 20 * SAMPLES_PER_HOUR))
+    elif kind == "overnight":  # a job on spare GPUs from 19:00-21:00 for 10-13 h: every run crosses midnight
+        for day_start in range(0, n, 24 * SAMPLES_PER_HOUR):
+            begin = day_start + 19 * SAMPLES_PER_HOUR + int(rng.integers(0, 2 * SAMPLES_PER_HOUR))
+            held[begin : begin + int(rng.integers(10 * SAMPLES_PER_HOUR, 13 * SAMPLES_PER_HOUR))] = True
     elif kind == "weekend_off":  # runs all week, forgotten and idle over the window's first weekend
         held[:] = True
         weekday = np.array([(start + timedelta(hours=h)).weekday() for h in range(plan_hours)])
@@ -302,12 +372,12 @@ def build_plan(gpus: int, days: int, seed: int, start: date) -> Plan:
                 models = spec.models if k == 1 else tuple(f"{m}-r{k}" for m in spec.models)
                 workloads.append(Workload(name, spec, models, host))
             idx = next(i for i, w in enumerate(workloads) if w.name == name)
+            # a distributed job starts and stops on all its GPUs together; other roles draw per GPU
+            gang = _schedule(kind, hours, sched_rng, start_dt) if kind in GANG_SCHEDULED else None
             for g in gpu_indexes:
-                held = _schedule(kind, hours, sched_rng, start_dt)
+                held = gang if gang is not None else _schedule(kind, hours, sched_rng, start_dt)
                 holders[g][held] = idx
-        outage = frozenset()
-        if t.host_prefix == "g6" and hours > 36:  # the collector on this host was down for 3 hours
-            outage = frozenset({34, 35, 36})
+        outage = t.outage_hours if t.outage_hours and hours > max(t.outage_hours) else frozenset()
         instances.append(
             Instance(_resource_id(itype, host, ids), host, itype, t.pricing, t.team_tag, f"vol-0{hex_id(ids, 16)}",
                      holders, outage)

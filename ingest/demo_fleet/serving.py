@@ -1,34 +1,50 @@
-"""The demo fleet's OpenAI-compatible gateway log: one JSON line per request, one file per day.
+"""The demo fleet's serving logs: the OpenAI-compatible gateway's JSON lines and LiteLLM's spend logs.
 
-The log carries what real gateways log and what a reader must survive: failed requests without
-usage, streamed responses, retries that reuse a request id, lines delivered twice, embeddings
-without completion tokens, models that do not report cached tokens, and (on a few lines, as
-request logging does) prompt and completion text that must never reach the warehouse.
+Each request is logged in exactly one of the two: callers with a LiteLLM team id go through the
+LiteLLM proxy (`LiteLLM_SpendLogs` rows, one JSONL file per day), everyone else through the
+gateway (one JSON line per request, one file per day). Both carry what a reader must survive:
+failed requests without usage, retries that reuse a request id, embeddings without completion
+tokens, models that do not report cached tokens, and (on a few lines, as request logging does)
+prompt and completion text that must never reach the warehouse. The gateway also streams and
+delivers some lines twice; LiteLLM's rows are keyed by request id, so it never repeats one.
+
+A request names only its model, unless LiteLLM logged an `api_base` that the config lists for a
+deployment: then it is routed there. Otherwise it is served by the pool of deployments of its model.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from ingest.demo_fleet.plan import CALLERS, Plan, hex_id, rng_for
+from ingest.demo_fleet.inject import traffic_drop
+from ingest.demo_fleet.plan import CALLERS, IDLE, SAMPLES_PER_HOUR, Caller, Plan, Workload, hex_id, rng_for
 
 PROMPT_CANARY = "GPULEDGER-CANARY-PROMPT-TEXT"
 COMPLETION_CANARY = "GPULEDGER-CANARY-COMPLETION-TEXT"
 FAILED_SHARE = 0.01
 RETRY_SHARE = 0.004
 REDELIVERED_SHARE = 0.002
+RETRY_GAP = timedelta(seconds=3)
 TEXT_LOGGED_SHARE = 0.02
 # Requests per hour relative to the peak, by UTC hour of day: quiet nights, busy afternoons.
 DIURNAL = np.array([0.25, 0.2, 0.18, 0.18, 0.2, 0.3, 0.45, 0.6, 0.75, 0.85, 0.95, 1.0,
                     1.0, 1.0, 0.95, 0.95, 0.9, 0.85, 0.75, 0.65, 0.55, 0.45, 0.35, 0.3])
 WEEKEND = 0.5
 EMBED_QUIET_HOURS = range(0, 6)  # the embedding service gets no traffic at night: idle_deployed
+SPEND_LOGS_METADATA_SHARE = 0.03
+# What LiteLLM logs as api_base for a model group behind a load balancer: no deployment lists it, so
+# those requests name only their model (pooled), unlike the ones sent to a deployment's own URL.
+LITELLM_POOL_API_BASE = "http://vllm-router.ml.svc.cluster.local:8000/v1"
+# LiteLLM's `spend` is its API-price estimate, USD per 1M prompt and completion tokens; never the GPU cost
+LIST_PRICES = {"llama-3.1-70b-instruct": (0.88, 0.88), "mixtral-8x7b-instruct": (0.6, 0.6)}
+DEFAULT_LIST_PRICE = (0.2, 0.2)
 
 
 @dataclass(frozen=True)
@@ -36,13 +52,32 @@ class Request:
     """One counted request, as the ground truth sees it after de-duplication."""
 
     hour: int
-    workload: int
+    origin: int  # the deployment whose traffic generated it (drives that GPU's utilisation)
+    routed: int | None  # the deployment its logged api_base names in the config; None: its model's pool
     model: str
     team: str
     prompt_tokens: int
     cached_tokens: int | None
     completion_tokens: int
     failed: bool
+    log: str  # gateway | litellm
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one request asked for and got, before either log writes it down."""
+
+    prompt: int
+    cached: int | None
+    completion: int
+    failed: bool
+
+
+@dataclass
+class Traffic:
+    requests: list[Request] = field(default_factory=list)
+    gateway: dict[int, list[dict]] = field(default_factory=dict)  # day -> lines (unsorted, with duplicates)
+    litellm: dict[int, list[dict]] = field(default_factory=dict)  # day -> spend-log rows (unsorted)
 
 
 def _rate(plan: Plan, workload_name: str, hour: int, peak: float) -> float:
@@ -61,64 +96,202 @@ def _usage(prompt: int, cached: int | None, completion: int, embedding: bool) ->
     return usage
 
 
-def simulate(plan: Plan) -> tuple[list[Request], dict[int, list[dict]]]:
-    """The counted requests, and the gateway log lines of each day (unsorted, with duplicates)."""
+def _call(rng: np.random.Generator, w: Workload) -> Call:
+    spec = w.spec
+    prompt = max(1, int(rng.lognormal(*spec.prompt_tokens)))
+    completion = 0 if spec.embedding else max(1, int(rng.lognormal(*spec.completion_tokens)))
+    cached = None
+    if spec.reports_cached_tokens:
+        cached = int(prompt * rng.uniform(0.2, 0.9)) // 16 * 16 if rng.random() < 0.35 else 0
+    return Call(prompt, cached, completion, bool(rng.random() < FAILED_SHARE))
+
+
+def _ms(ts: datetime) -> str:
+    return f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
+
+
+def _gateway_lines(rng: np.random.Generator, w: Workload, caller: Caller, model: str, ts: datetime,
+                   call: Call) -> list[dict]:
+    """The request's gateway line, after a failed first attempt (a retry) or twice (redelivered)."""
+    spec = w.spec
+    line = {
+        "ts": _ms(ts),
+        "request_id": f"{'embd' if spec.embedding else 'chatcmpl'}-{hex_id(rng, 24)}",
+        "endpoint": "/v1/embeddings" if spec.embedding else "/v1/chat/completions",
+        "model": model,
+        "api_key_hash": caller.key_hash,
+        "api_key_alias": caller.key_alias,
+        "user": caller.user or f"u-{int(rng.integers(1, 400)):05d}",
+        "metadata": {"app": f"app-{int(rng.integers(1, 9))}"}
+        | ({"team": caller.metadata_team} if caller.metadata_team else {}),
+        "status": int(rng.choice([500, 429])) if call.failed else 200,
+        "stream": bool(rng.random() < 0.4) and not spec.embedding,
+        "latency_ms": int(rng.lognormal(6.5, 0.6)),
+        "usage": None if call.failed else _usage(call.prompt, call.cached, call.completion, spec.embedding),
+    }
+    if rng.random() < TEXT_LOGGED_SHARE:
+        line["request"] = {"messages": [{"role": "user", "content": f"{PROMPT_CANARY} summarise the ticket"}]}
+        if not call.failed:
+            line["response"] = {"choices": [{"message": {"content": f"{COMPLETION_CANARY} done"}}]}
+    lines = []
+    if rng.random() < RETRY_SHARE:  # a first attempt that failed upstream, retried under the same id
+        first = dict(line, status=502, usage=None, latency_ms=int(rng.integers(50, 900)), ts=_ms(ts - RETRY_GAP))
+        first.pop("response", None)
+        lines.append(first)
+    lines.append(line)
+    if rng.random() < REDELIVERED_SHARE:  # the log shipper delivered this line twice
+        lines.append(line)
+    return lines
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="microseconds")  # LiteLLM's startTime: 2026-10-29T13:04:05.123000+00:00
+
+
+def _uuid(rng: np.random.Generator) -> str:
+    h = hex_id(rng, 32)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _litellm_metadata(rng: np.random.Generator, caller: Caller, call: Call) -> dict:
+    meta: dict = {"user_api_key_alias": caller.key_alias, "user_api_key_team_id": caller.litellm_team_id}
+    if rng.random() < SPEND_LOGS_METADATA_SHARE:  # free text the caller attached: kept by LiteLLM, not by us
+        meta["spend_logs_metadata"] = {"job": "lit-review", "note": "weekly digest of new papers for the group"}
+    if call.failed:
+        meta["error_information"] = {"error_code": "503", "error_class": "ServiceUnavailableError",
+                                     "llm_provider": "hosted_vllm"}
+    elif call.cached:  # LiteLLM keeps the provider's usage details beside its own columns
+        meta["additional_usage_values"] = {"prompt_tokens_details": {"cached_tokens": call.cached}}
+    return meta
+
+
+def _litellm_rows(rng: np.random.Generator, w: Workload, caller: Caller, model: str, ts: datetime,
+                  call: Call) -> list[dict]:
+    """The request's LiteLLM_SpendLogs row, after a failed first attempt where it was retried."""
+    api_base = w.api_base or LITELLM_POOL_API_BASE
+    request_id = f"chatcmpl-{_uuid(rng)}"
+    prompt, completion = (0, 0) if call.failed else (call.prompt, call.completion)
+    price_in, price_out = LIST_PRICES.get(model, DEFAULT_LIST_PRICE)
+    row = {
+        "request_id": request_id,
+        "call_type": "aembedding" if w.spec.embedding else "acompletion",
+        "api_key": caller.key_sha256,
+        "spend": round((prompt * price_in + completion * price_out) / 1e6, 10),
+        "total_tokens": prompt + completion,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "startTime": _iso(ts),
+        "endTime": _iso(ts + timedelta(milliseconds=int(rng.lognormal(6.5, 0.6)))),
+        "model": model,
+        "model_group": model,
+        "model_id": hashlib.sha256(f"{model}@{api_base}".encode()).hexdigest(),
+        "custom_llm_provider": "hosted_vllm",
+        "api_base": api_base,
+        "user": "",
+        "metadata": _litellm_metadata(rng, caller, call),
+        "cache_hit": "False",
+        "cache_key": "Cache OFF",
+        "request_tags": [],
+        "team_id": caller.litellm_team_id,
+        "end_user": "",
+        "status": "failure" if call.failed else "success",
+        "messages": {},
+        "response": {},
+    }
+    if rng.random() < TEXT_LOGGED_SHARE:  # store_prompts_in_spend_logs was on for these
+        row["messages"] = [{"role": "user", "content": f"{PROMPT_CANARY} summarise the paper"}]
+        if not call.failed:
+            row["response"] = {"id": request_id, "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": f"{COMPLETION_CANARY} done"}}]}
+    if rng.random() >= RETRY_SHARE:
+        return [row]
+    # the first attempt failed and LiteLLM retried it under the same id: the later row is the one that counts
+    first_ts = ts - RETRY_GAP
+    failed = Call(0, None, 0, True)
+    first = dict(row, status="failure", spend=0.0, total_tokens=0, prompt_tokens=0, completion_tokens=0,
+                 startTime=_iso(first_ts), endTime=_iso(first_ts + timedelta(milliseconds=int(rng.integers(50, 900)))),
+                 metadata=_litellm_metadata(rng, caller, failed), messages={}, response={})
+    return [first, row]
+
+
+def _probabilities(weights: list[float]) -> np.ndarray:
+    p = np.array(weights, dtype=float)
+    return p / p.sum()
+
+
+def simulate(plan: Plan) -> Traffic:
+    """The counted requests, and each day's gateway lines and LiteLLM rows."""
     rng = rng_for(plan.seed, "requests")
-    requests: list[Request] = []
-    lines_by_day: dict[int, list[dict]] = {d: [] for d in range(plan.days)}
+    # the injected drop thins one deployment's requests after they are drawn, from a stream of its own,
+    # so every other request is the one it would be without it
+    drop, keep_rng = traffic_drop(plan), rng_for(plan.seed, "traffic-drop")
+    traffic = Traffic(gateway={d: [] for d in range(plan.days)}, litellm={d: [] for d in range(plan.days)})
     for wi, w in enumerate(plan.workloads):
         spec = w.spec
         if spec.kind != "inference":
             continue
         caller_names = list(spec.callers)
-        caller_p = np.array([spec.callers[c] for c in caller_names])
-        caller_p /= caller_p.sum()
-        model_p = np.array([0.7, 0.3]) if len(w.models) == 2 else np.ones(len(w.models)) / len(w.models)
+        caller_p = _probabilities([spec.callers[c] for c in caller_names])
+        model_p = _probabilities([0.7, 0.3] if len(w.models) == 2 else [1.0] * len(w.models))
         for hour in range(plan.hours):
             n = int(rng.poisson(_rate(plan, w.name, hour, spec.requests_per_hour)))
             offsets = np.sort(rng.integers(0, 3600 * 1000, size=n))
+            thinned = drop is not None and drop.workload == wi and hour >= drop.first_hour
             for off in offsets:
                 caller = CALLERS[caller_names[int(rng.choice(len(caller_names), p=caller_p))]]
                 model = w.models[int(rng.choice(len(w.models), p=model_p))]
-                prompt = max(1, int(rng.lognormal(*spec.prompt_tokens)))
-                completion = 0 if spec.embedding else max(1, int(rng.lognormal(*spec.completion_tokens)))
-                cached = None
-                if spec.reports_cached_tokens:
-                    cached = int(prompt * rng.uniform(0.2, 0.9)) // 16 * 16 if rng.random() < 0.35 else 0
-                failed = bool(rng.random() < FAILED_SHARE)
+                call = _call(rng, w)
                 ts = plan.hour_start(hour) + timedelta(milliseconds=int(off))
-                line = {
-                    "ts": f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z",
-                    "request_id": f"{'embd' if spec.embedding else 'chatcmpl'}-{hex_id(rng, 24)}",
-                    "endpoint": "/v1/embeddings" if spec.embedding else "/v1/chat/completions",
-                    "model": model,
-                    "api_key_hash": caller.key_hash,
-                    "api_key_alias": caller.key_alias,
-                    "user": caller.user or f"u-{int(rng.integers(1, 400)):05d}",
-                    "metadata": {"app": f"app-{int(rng.integers(1, 9))}"}
-                    | ({"team": caller.metadata_team} if caller.metadata_team else {}),
-                    "status": int(rng.choice([500, 429])) if failed else 200,
-                    "stream": bool(rng.random() < 0.4) and not spec.embedding,
-                    "latency_ms": int(rng.lognormal(6.5, 0.6)),
-                    "usage": None if failed else _usage(prompt, cached, completion, spec.embedding),
-                }
-                if rng.random() < TEXT_LOGGED_SHARE:
-                    prompt_text = f"{PROMPT_CANARY} summarise the ticket"
-                    line["request"] = {"messages": [{"role": "user", "content": prompt_text}]}
-                    if not failed:
-                        line["response"] = {"choices": [{"message": {"content": f"{COMPLETION_CANARY} done"}}]}
-                day_lines = lines_by_day[hour // 24]
-                if rng.random() < RETRY_SHARE:  # a first attempt that failed upstream, retried under the same id
-                    first = dict(line, status=502, usage=None, latency_ms=int(rng.integers(50, 900)))
-                    first["ts"] = f"{ts - timedelta(seconds=3):%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
-                    first.pop("response", None)
-                    day_lines.append(first)
-                day_lines.append(line)
-                if rng.random() < REDELIVERED_SHARE:  # the log shipper delivered this line twice
-                    day_lines.append(line)
-                requests.append(Request(hour, wi, model, caller.team, 0 if failed else prompt,
-                                        None if failed else cached, 0 if failed else completion, failed))
-    return requests, lines_by_day
+                routed = None
+                if caller.litellm_team_id:
+                    logged = _litellm_rows(rng, w, caller, model, ts, call)
+                    routed = wi if w.api_base else None
+                else:
+                    logged = _gateway_lines(rng, w, caller, model, ts, call)
+                if thinned and keep_rng.random() >= drop.factor:
+                    continue  # this request never came
+                (traffic.litellm if caller.litellm_team_id else traffic.gateway)[hour // 24] += logged
+                counted = Call(0, None, 0, True) if call.failed else call
+                log = "litellm" if caller.litellm_team_id else "gateway"
+                traffic.requests.append(Request(hour, wi, routed, model, caller.team, counted.prompt, counted.cached,
+                                                counted.completion, call.failed, log))
+    return traffic
+
+
+def held_gpu_hours(plan: Plan) -> np.ndarray:
+    """GPU-hours each workload holds in each hour of the window (workloads x hours), as planned."""
+    held = np.zeros((len(plan.workloads), plan.hours))
+    for inst in plan.instances:
+        for holders in inst.holders:
+            per_hour = holders.reshape(plan.hours, SAMPLES_PER_HOUR)
+            for wi in np.unique(holders[holders != IDLE]):
+                held[wi] += (per_hour == wi).sum(axis=1) / SAMPLES_PER_HOUR
+    return held
+
+
+def deployment_load(plan: Plan, requests: list[Request]) -> dict[tuple[int, int], float]:
+    """Each deployment-hour's requests relative to its peak rate; a request of a pool counts in each
+    deployment by its share of the pool's GPU-hours, as the attribution splits it."""
+    held = held_gpu_hours(plan)
+    pools: dict[str, list[int]] = {}
+    for wi, w in enumerate(plan.workloads):
+        for m in w.models if w.spec.kind == "inference" else ():
+            pools.setdefault(m, []).append(wi)
+    load: dict[tuple[int, int], float] = {}
+    for r in requests:
+        members = [r.routed] if r.routed is not None else pools[r.model]
+        weights = held[members, r.hour] if len(members) > 1 else np.ones(1)
+        shares = weights / weights.sum() if weights.sum() > 0 else np.full(len(members), 1 / len(members))
+        for wi, f in zip(members, shares, strict=True):
+            load[(wi, r.hour)] = load.get((wi, r.hour), 0.0) + float(f)
+    return {(wi, h): n / plan.workloads[wi].spec.requests_per_hour for (wi, h), n in load.items()}
+
+
+def _write_gzip_jsonl(path: Path, rows: list[dict]) -> Path:
+    # mtime=0 and no file name in the gzip header keep the bytes identical for the same seed
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz:
+        gz.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode())
+    return path
 
 
 def write_gateway_logs(plan: Plan, lines_by_day: dict[int, list[dict]], root: Path) -> list[Path]:
@@ -127,10 +300,20 @@ def write_gateway_logs(plan: Plan, lines_by_day: dict[int, list[dict]], root: Pa
     written = []
     for day, lines in lines_by_day.items():
         date = (plan.start + timedelta(days=day)).date()
-        path = out / f"gateway-1-{date}.jsonl.gz"
         lines.sort(key=lambda ln: ln["ts"])
-        # mtime=0 and no file name in the gzip header keep the bytes identical for the same seed
-        with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz:
-            gz.write("".join(json.dumps(ln, separators=(",", ":")) + "\n" for ln in lines).encode())
-        written.append(path)
+        written.append(_write_gzip_jsonl(out / f"gateway-1-{date}.jsonl.gz", lines))
+    return written
+
+
+def write_litellm_logs(plan: Plan, rows_by_day: dict[int, list[dict]], root: Path) -> list[Path]:
+    """One `LiteLLM_SpendLogs` export a day, as JSON lines; days without LiteLLM traffic have no file."""
+    out = root / "litellm-1"
+    written = []
+    for day, rows in rows_by_day.items():
+        if not rows:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        date = (plan.start + timedelta(days=day)).date()
+        rows.sort(key=lambda r: r["startTime"])
+        written.append(_write_gzip_jsonl(out / f"litellm-1-spend-logs-{date}.jsonl.gz", rows))
     return written

@@ -2,10 +2,11 @@
 export, native FOCUS exports, Azure cost details and OCI cost reports."""
 
 import dagster as dg
+import duckdb
 
 from ingest import aws_cur, azure, focus, gcp_billing, oci
 from ingest.load import LoadReport, load_aws_cur
-from ingest.warehouse import RAW
+from ingest.warehouse import RAW, ensure_raw_table
 from orchestration.assets._ingest import FileFamily, file_family_asset, ingest_results, no_quarantine_spec, per_file
 from orchestration.partitions import billing_periods, period_of
 from orchestration.resources import WRITER_POOL, GpuledgerResource
@@ -32,8 +33,12 @@ def aws_cur_line_items(context: dg.AssetExecutionContext, gpuledger: GpuledgerRe
         for source in gpuledger.config.sources.aws_cur:
             landing = gpuledger.landing(source.location)
             report.merge(load_aws_cur(con, landing, source.export_name, source.format, context.log.info, period))
-        yield from ingest_results(context, con, report, {AWS_CUR: aws_cur.RAW_SCHEMA},
-                                  ["_export_name", "_billing_period"])
+        yield from ingest_results(context, con, report, {AWS_CUR: aws_cur.RAW_SCHEMA}, aws_cur.SCOPE_COLUMNS)
+
+
+def ensure_aws_cur_table(con: duckdb.DuckDBPyConnection) -> None:
+    """raw.aws_cur before any billing period was loaded (none may be configured): the models read it."""
+    ensure_raw_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS)
 
 
 GCP = FileFamily(

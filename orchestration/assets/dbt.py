@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from ingest.warehouse import scalar, table_exists
+from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.project import dbt_project
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
@@ -40,6 +41,8 @@ class GpuledgerTranslator(DagsterDbtTranslator):
 )
 def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
     os.environ[WAREHOUSE_ENV_VAR] = str(gpuledger.config.warehouse_path)
+    with gpuledger.connect() as con:
+        ensure_aws_cur_table(con)
     invocation = dbt.cli(["build"], context=context)
     events = list(invocation.stream())
     # dagster-dbt gives every run its own target folder (a few MB); an hourly schedule would fill

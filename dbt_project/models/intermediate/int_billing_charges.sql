@@ -1,5 +1,6 @@
 {# Every provider's charges in one FOCUS shape, classified: is it GPU compute (rule 2), and which
-   team does its resource's tag name (rule 6; the first configured tag key present wins)? #}
+   team does its resource's tag name (rule 6; the first configured tag key present wins)? On-prem
+   servers' own charges say their GPUs and team themselves. #}
 {% set billing_models = ['stg_aws__cur', 'stg_gcp__billing_export', 'stg_azure__cost_details',
                          'stg_oci__cost_report', 'stg_focus__charges'] %}
 
@@ -12,9 +13,16 @@
 
 with charges as (
     {% for model in billing_models %}
-    select {{ focus_charge_columns() | join(', ') }} from {{ ref(model) }}
-    {% if not loop.last %}union all{% endif %}
+    select
+        {{ focus_charge_columns() | join(', ') }},
+        cast(null as varchar) as x_gpu_model,
+        cast(null as integer) as x_gpu_count,
+        cast(null as varchar) as x_team
+    from {{ ref(model) }}
+    union all
     {% endfor %}
+    select {{ focus_charge_columns() | join(', ') }}, gpu_model, gpu_count, team_tag
+    from {{ ref('int_onprem_charges') }}
 ),
 
 gpu_instance_types as (
@@ -30,17 +38,19 @@ select
     charges.{{ column }},
     {%- endif %}
     {% endfor %}
-    gpu_instance_types.gpu_model,
-    gpu_instance_types.gpu_count,
-    gpu_instance_types.gpu_count is not null and charges.charge_category = 'Usage' as is_gpu_compute,
+    coalesce(charges.x_gpu_model, gpu_instance_types.gpu_model) as gpu_model,
+    coalesce(charges.x_gpu_count, gpu_instance_types.gpu_count) as gpu_count,
+    coalesce(charges.x_gpu_count, gpu_instance_types.gpu_count) is not null
+        and charges.charge_category = 'Usage' as is_gpu_compute,
     {% if team_tag_keys -%}
     coalesce(
+        charges.x_team,
         {%- for key in team_tag_keys %}
         {{ json_value('charges.tags', "'" ~ key | replace("'", "''") ~ "'") }}{{ ',' if not loop.last }}
         {%- endfor %}
     )
     {%- else -%}
-    cast(null as varchar)
+    charges.x_team
     {%- endif %} as team_tag
 from charges
 left join gpu_instance_types

@@ -1,5 +1,6 @@
 {# Rule 4: the GPU cost a deployment held in an hour, split over the (team, model) pairs it
-   served that hour by weighted tokens (by request count when every request failed). An hour
+   served that hour by weighted tokens (by request count when every request failed), each request
+   counted with its share of the deployment (int_request_deployments). An hour
    with no requests is idle_deployed, charged to the owner team and split evenly over the
    deployment's models. Requests served in an hour whose GPUs have no billed, monitored cost
    keep their tokens at zero cost, in the configured currency. Token counts sit on one resource row per deployment-hour
@@ -26,7 +27,7 @@ with held as (
 ),
 
 requests as (
-    select * from {{ ref('int_requests_attributed') }}
+    select * from {{ ref('int_request_deployments') }}
 ),
 
 workloads as (
@@ -47,11 +48,12 @@ served as (
         hour_start,
         team,
         model,
-        count(*) as requests,
-        sum(input_tokens) as input_tokens,
-        sum(cached_input_tokens) as cached_input_tokens,
-        sum(output_tokens) as output_tokens,
-        sum(token_weight) as token_weight
+        sum(case when counts_tokens then 1 else 0 end) as requests,
+        sum(fraction) as request_share,
+        sum(case when counts_tokens then input_tokens else 0 end) as input_tokens,
+        sum(case when counts_tokens then cached_input_tokens else 0 end) as cached_input_tokens,
+        sum(case when counts_tokens then output_tokens else 0 end) as output_tokens,
+        sum(input_weight + output_weight) as token_weight
     from requests
     group by workload, hour_start, team, model
 ),
@@ -62,7 +64,7 @@ served_shares as (
         case
             when sum(token_weight) over deployment_hour > 0
                 then cast(token_weight as double) / cast(sum(token_weight) over deployment_hour as double)
-            else cast(requests as double) / sum(requests) over deployment_hour
+            else request_share / sum(request_share) over deployment_hour
         end as share
     from served
     window deployment_hour as (partition by workload, hour_start)

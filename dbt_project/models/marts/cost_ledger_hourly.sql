@@ -12,13 +12,14 @@ entries as (
     select
         hour_start, billing_period, provider_name, billing_account_id, billing_currency, resource_id,
         team, model, workload, category, effective_cost, billed_cost, list_cost,
-        gpu_hours, energy_kwh, busy_gpu_hours, requests, input_tokens, cached_input_tokens, output_tokens
+        gpu_hours, energy_kwh, co2e_kg, busy_gpu_hours, requests, input_tokens, cached_input_tokens,
+        output_tokens
     from gpu
     union all
     select
         hour_start, billing_period, provider_name, billing_account_id, billing_currency, resource_id,
         team, model, workload, category, effective_cost, billed_cost, list_cost,
-        0, 0, 0, 0, 0, 0, 0
+        0, 0, 0, 0, 0, 0, 0, 0
     from non_gpu
 )
 
@@ -38,6 +39,7 @@ select
     {{ money('sum(list_cost)') }} as list_cost,
     sum(gpu_hours) as gpu_hours,
     sum(energy_kwh) as energy_kwh,
+    sum(co2e_kg) as co2e_kg,
     sum(busy_gpu_hours) as busy_gpu_hours,
     cast(sum(requests) as bigint) as requests,
     cast(sum(input_tokens) as bigint) as input_tokens,

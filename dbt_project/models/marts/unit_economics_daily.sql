@@ -1,14 +1,22 @@
 {# Cost per token by day, model and team. "Served" cost is the GPU time the team's requests
    used; "fully loaded" adds the deployment's idle time (idle_deployed) and the team's share of
    shared costs that followed this model. The input/output split of the served cost uses the
-   token weights (the same ones that split the cost between teams). #}
+   token weights that split the cost between teams (measured per deployment-day where vLLM's
+   timings allow, else configured). Energy and CO2e are those of the GPU time the model used. #}
 with ledger as (
     select * from {{ ref('cost_ledger_hourly') }}
     where model is not null
 ),
 
-settings as (
-    select * from {{ ref('stg_config__settings') }}
+token_weights as (
+    select
+        cast(hour_start as date) as day,
+        model,
+        team,
+        sum(input_weight) as input_weight,
+        sum(output_weight) as output_weight
+    from {{ ref('int_request_deployments') }}
+    group by cast(hour_start as date), model, team
 ),
 
 daily as (
@@ -27,7 +35,8 @@ daily as (
         sum(effective_cost) as fully_loaded_cost,
         sum(case when category in ('inference', 'idle_deployed') then gpu_hours else 0 end) as gpu_hours,
         sum(case when category in ('inference', 'idle_deployed') then busy_gpu_hours else 0 end) as busy_gpu_hours,
-        sum(case when category in ('inference', 'idle_deployed') then energy_kwh else 0 end) as energy_kwh
+        sum(case when category in ('inference', 'idle_deployed') then energy_kwh else 0 end) as energy_kwh,
+        sum(case when category in ('inference', 'idle_deployed') then co2e_kg else 0 end) as co2e_kg
     from ledger
     group by cast(hour_start as date), model, team, currency
 ),
@@ -35,13 +44,13 @@ daily as (
 weighted as (
     select
         daily.*,
-        (input_tokens - coalesce(cached_input_tokens, 0)) * settings.token_weight_input
-            + coalesce(cached_input_tokens, 0) * settings.token_weight_cached_input as input_weight,
-        output_tokens * settings.token_weight_output as output_weight,
-        settings.pue,
-        settings.grid_kg_co2e_per_kwh
+        coalesce(token_weights.input_weight, 0) as input_weight,
+        coalesce(token_weights.output_weight, 0) as output_weight
     from daily
-    cross join settings
+    left join token_weights
+        on daily.day = token_weights.day
+        and daily.model = token_weights.model
+        and daily.team = token_weights.team
 )
 
 select
@@ -73,5 +82,7 @@ select
     gpu_hours,
     case when gpu_hours > 0 then busy_gpu_hours / gpu_hours end as avg_gpu_utilization,
     energy_kwh,
-    energy_kwh * pue * grid_kg_co2e_per_kwh as co2e_kg
+    co2e_kg,
+    case when input_tokens + output_tokens > 0 then co2e_kg * 1e6 / (input_tokens + output_tokens) end
+        as co2e_kg_per_1m_tokens
 from weighted

@@ -5,12 +5,7 @@ with source as (
 ),
 
 latest_attempt as (
-    select *
-    from source
-    qualify row_number() over (
-        partition by request_id
-        order by ts desc, _source_file desc, line_number desc
-    ) = 1
+    {{ latest_attempt('source') }}
 )
 
 select
@@ -18,6 +13,8 @@ select
     ts,
     date_trunc('hour', ts) as hour_start,
     endpoint,
+    deployment,
+    api_base,
     model,
     api_key_hash,
     api_key_alias,

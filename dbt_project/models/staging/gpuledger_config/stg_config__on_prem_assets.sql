@@ -1,0 +1,1 @@
+select * from {{ source('config', 'on_prem_assets') }}

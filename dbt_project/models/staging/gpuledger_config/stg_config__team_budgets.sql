@@ -1,0 +1,1 @@
+select * from {{ source('config', 'team_budgets') }}

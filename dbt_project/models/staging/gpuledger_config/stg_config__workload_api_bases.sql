@@ -1,0 +1,1 @@
+select * from {{ source('config', 'workload_api_bases') }}
