@@ -263,6 +263,8 @@ class Alerts(_Strict):
 
 class Config(_Strict):
     warehouse: Path = Path("data/gpuledger.duckdb")
+    published: Path | None = Field(None, description="folder of the analysts' Parquet marts and catalog; "
+                                   "default: `published` beside the warehouse")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     sources: Sources = Sources()
     teams: dict[str, Team] = {}
@@ -324,6 +326,11 @@ class Config(_Strict):
     @property
     def warehouse_path(self) -> Path:
         return Path(self.resolve(self.warehouse))
+
+    @property
+    def published_path(self) -> Path:
+        """Where analysts read the marts (ingest/publish.py): beside the warehouse by default."""
+        return Path(self.resolve(self.published)) if self.published else self.warehouse_path.parent / "published"
 
 
 def config_path_from_env() -> Path:

@@ -4,6 +4,7 @@
     gpuledger generate --out DIR ...    write a demo fleet's landing zone, config and ground truth
     gpuledger run                       materialize every asset for the configured sources
     gpuledger sql "select ..." [--csv]  read-only SQL against the marts
+    gpuledger docs                      build and serve the dbt docs site (every model and column)
     gpuledger collect --out DIR         the NVML collector, on a GPU host
 """
 
@@ -119,26 +120,23 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(ln.rstrip() for ln in lines)
 
 
-def query_marts(warehouse: Path, sql: str) -> tuple[list[str], list[tuple]]:
-    import duckdb
+def query_marts(published: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    """`sql` against the published marts (ingest/publish.py): never the warehouse, which a run may be writing."""
+    from ingest.publish import CATALOG, connect_catalog
 
-    if not warehouse.exists():
-        raise ConfigError(f"no warehouse at {warehouse} yet: run `gpuledger run` (or `gpuledger demo`) first")
+    if not (published / CATALOG).exists():
+        raise ConfigError(f"no published marts at {published} yet: run `gpuledger run` (or `gpuledger demo`) first")
+    con = connect_catalog(published)
     try:
-        con = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException as err:
-        raise ConfigError(f"{warehouse} is locked by a running pipeline; retry when it finishes ({err})") from None
-    try:
-        con.execute("set schema = 'marts'")
         rel = con.execute(sql)
         return [d[0] for d in rel.description], rel.fetchall()
     finally:
         con.close()
 
 
-def print_headlines(warehouse: Path) -> None:
+def print_headlines(published: Path) -> None:
     for title, sql in HEADLINES.items():
-        columns, rows = query_marts(warehouse, sql)
+        columns, rows = query_marts(published, sql)
         print(f"\n== {title} ==\n{format_table(columns, rows)}")
 
 
@@ -190,7 +188,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"gpuledger: {fleet.files} files in {fleet.seconds:.1f} s", flush=True)
     ok = run_pipeline(fleet.config_path)
     if ok:
-        print_headlines(load_config(fleet.config_path).warehouse_path)
+        print_headlines(load_config(fleet.config_path).published_path)
     print(f"\ngpuledger: demo {'done' if ok else 'FAILED'} in {time.perf_counter() - began:.1f} s. Explore it with\n"
           f"  export {CONFIG_ENV_VAR}={fleet.config_path}\n"
           f"  gpuledger sql \"select * from unit_economics_daily limit 20\"\n"
@@ -200,6 +198,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if run_pipeline(Path(args.config)) else 1
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    """dbt's documentation site: every model, column, test and the lineage, with the warehouse's
+    own column types (dbt reads them, so run it when no pipeline run is writing)."""
+    from orchestration.assets.dbt import WAREHOUSE_ENV_VAR
+    from orchestration.project import DBT_PROJECT_DIR, run_dbt
+
+    cfg = load_config(Path(args.config))
+    if not cfg.warehouse_path.exists():
+        raise ConfigError(f"no warehouse at {cfg.warehouse_path} yet: run `gpuledger run` (or `gpuledger demo`) first")
+    env = {WAREHOUSE_ENV_VAR: str(cfg.warehouse_path)}
+    target = DBT_PROJECT_DIR / "target" / "docs"
+    run_dbt("docs", "generate", "--target-path", str(target), env=env)
+    print(f"gpuledger: dbt docs in {target} (index.html, manifest.json, catalog.json)")
+    if not args.no_serve:
+        run_dbt("docs", "serve", "--target-path", str(target), "--port", str(args.port), "--host", "127.0.0.1",
+                "--no-browser", env=env)
+    return 0
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -222,7 +239,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    columns, rows = query_marts(load_config(Path(args.config)).warehouse_path, args.query)
+    columns, rows = query_marts(load_config(Path(args.config)).published_path, args.query)
     if args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
@@ -277,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     sql.add_argument("--config", default=str(config_path_from_env()), help=f"gpuledger.yaml (${CONFIG_ENV_VAR})")
     sql.set_defaults(func=_cmd_sql)
+
+    docs = sub.add_parser("docs", help="build dbt's documentation site of every model and column, and serve it")
+    docs.add_argument("--port", type=int, default=8080, help="where to serve it (default 8080)")
+    docs.add_argument("--no-serve", action="store_true", help="only build it (dbt_project/target/docs)")
+    docs.add_argument("--config", default=str(config_path_from_env()), help=f"gpuledger.yaml (${CONFIG_ENV_VAR})")
+    docs.set_defaults(func=_cmd_docs)
     return parser
 
 

@@ -6,13 +6,14 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
-from orchestration.assets import anomalies, billing, config_tables, dbt, reference, serving, telemetry
+from orchestration.assets import anomalies, billing, config_tables, dbt, publish, reference, serving, telemetry
 from orchestration.jobs import billing_period_job, gpuledger_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import GpuledgerResource, SlackResource
 from orchestration.sensors import new_billing_deliveries, rebuild_after_billing
 
-all_assets = dg.load_assets_from_modules([config_tables, billing, telemetry, serving, dbt, reference, anomalies])
+all_assets = dg.load_assets_from_modules(
+    [config_tables, billing, telemetry, serving, dbt, reference, anomalies, publish])
 all_checks = dg.load_asset_checks_from_modules([config_tables, billing, telemetry, serving, dbt])
 
 defs = dg.Definitions(

@@ -29,11 +29,15 @@ def manifest_is_stale() -> bool:
     return any(p.is_file() and p.stat().st_mtime > built for p in files)
 
 
-def parse() -> None:
+def run_dbt(*args: str, env: dict[str, str] | None = None) -> None:
     subprocess.run(
-        [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR)],
-        cwd=DBT_PROJECT_DIR, check=True, env={**os.environ, "DO_NOT_TRACK": "1"},
+        [DBT_EXECUTABLE, *args, "--profiles-dir", str(DBT_PROJECT_DIR)],
+        cwd=DBT_PROJECT_DIR, check=True, env={**os.environ, "DO_NOT_TRACK": "1", **(env or {})},
     )
+
+
+def parse() -> None:
+    run_dbt("parse", "--quiet")
 
 
 # Parse when the project changed since the last parse, wherever the definitions load (CLI, tests,

@@ -20,6 +20,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
+def hand_fleet(tmp_path_factory) -> Path:
+    """The gpuledger.yaml of test_allocation's hand-computed fleet, built once for every module that reads it."""
+    from test_allocation import build_hand_fleet
+
+    return build_hand_fleet(tmp_path_factory.mktemp("hand"))
+
+
+@pytest.fixture(scope="session")
 def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.fail(f"the shared samples are expected at {SAMPLES} (a checkout beside ../shared)")

@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 import pytest
 from pipeline import built_warehouse, query
 
+from ingest.config import load_config
+
 DAY = datetime(2026, 11, 2)
 T10, T11 = DAY + timedelta(hours=10), DAY + timedelta(hours=11)
 STEP = timedelta(seconds=30)
@@ -150,13 +152,18 @@ def write_requests(root: Path) -> None:
     (root / "gateway.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hand")
+def build_hand_fleet(root: Path) -> Path:
+    """The fleet of this module's docstring, through every asset: its gpuledger.yaml."""
     write_bill(root / "billing")
     write_telemetry(root / "telemetry")
     write_requests(root / "serving")
-    return built_warehouse(root, CONFIG)
+    built_warehouse(root, CONFIG)
+    return root / "gpuledger.yaml"
+
+
+@pytest.fixture
+def warehouse(hand_fleet: Path) -> Path:
+    return load_config(hand_fleet).warehouse_path
 
 
 def d(x: str) -> Decimal:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.publish import publish_marts
 from orchestration.cli import format_table
 
 GPULEDGER = str(Path(sys.executable).parent / "gpuledger")
@@ -29,9 +30,11 @@ def test_a_bad_config_stops_before_any_work_and_names_the_key(tmp_path):
 
 def test_sql_prints_a_table_or_csv(tmp_path):
     (tmp_path / "gpuledger.yaml").write_text("warehouse: wh.duckdb\n")
+    assert run("sql", "select 1", cwd=tmp_path).returncode == 2  # nothing published yet: says to run first
     with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
         con.execute("create schema marts")
         con.execute("create table marts.t as select 'llama' as model, 1234.5::decimal(38,10) as cost")
+        publish_marts(con, tmp_path / "published")
     table = run("sql", "select * from t", cwd=tmp_path)
     assert table.returncode == 0
     assert table.stdout.splitlines() == ["model      cost", "-----  --------", "llama  1,234.50"]
