@@ -44,7 +44,7 @@ from ingest import (
 )
 from ingest.config import Config
 from ingest.config_tables import CONFIG_TABLES
-from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table
+from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table, sql_string
 
 REPO = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO / "dbt_project"
@@ -211,7 +211,7 @@ def prepare_warehouse(db: Path, cfg: Config, loaded: Sequence[str] = ()) -> None
 
 
 def sql_list(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
 
 
 @contextmanager

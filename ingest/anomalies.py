@@ -33,7 +33,6 @@ MAD_TO_SIGMA = 1.4826
 WEEKS = 4
 SCALE_FLOOR_FRACTION = 0.05
 SCALE_FLOOR_ABSOLUTE = 1.0
-SEVERITIES = ("info", "digest", "immediate", "critical")
 PER_TOKEN = "cost_per_1m_tokens_fully_loaded"
 TOP_CONTRIBUTORS = 3
 MONEY = pa.decimal128(38, 10)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.warehouse import sql_string
+
 CATALOG = "catalog.duckdb"
 SCHEMA = "marts"
 
@@ -28,10 +30,6 @@ class Published:
     rows: int
 
 
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute(
         "select table_name from information_schema.tables where table_schema = ? order by table_name",
@@ -41,7 +39,7 @@ def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 def write_parquet(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> Published:
     final = folder / f"{table}.parquet"
     temporary = folder / f".{table}.parquet.{os.getpid()}.tmp"
-    con.execute(f'copy (select * from {SCHEMA}."{table}") to {_quote(temporary)} (format parquet)')
+    con.execute(f'copy (select * from {SCHEMA}."{table}") to {sql_string(temporary)} (format parquet)')
     os.replace(temporary, final)
     rows = con.execute(f'select count(*) from {SCHEMA}."{table}"').fetchone()[0]
     return Published(table, final, rows)
@@ -67,7 +65,8 @@ def write_catalog(out: Path, published: list[Published]) -> bool:
     with duckdb.connect(str(temporary)) as con:
         con.execute(f"create schema {SCHEMA}")
         for p in published:
-            con.execute(f'create view {SCHEMA}."{p.table}" as select * from read_parquet({_quote(p.path.resolve())})')
+            source = sql_string(p.path.resolve())
+            con.execute(f'create view {SCHEMA}."{p.table}" as select * from read_parquet({source})')
     os.replace(temporary, catalog)
     return True
 

@@ -67,6 +67,11 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = No
     return rows[0] if rows else None
 
 
+def sql_string(text: object) -> str:
+    """A SQL string literal of `text` (a path in COPY ... TO or read_parquet, which take no parameters)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> object:
     row = first_row(con, sql, params)
     return row[0] if row else None
