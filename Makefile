@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The report and UI tests render in Debian's headless Chromium (playwright drives it, never its own download).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test manifest lint dev clean
 
@@ -20,7 +23,11 @@ manifest: $(INSTALLED)
 demo: manifest
 	$(BIN)/gpuledger demo
 
-test: manifest
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
+test: manifest $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)
