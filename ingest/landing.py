@@ -35,14 +35,14 @@ RETRIES = {"mode": "standard", "max_attempts": 5}  # throttling, 5xx and dropped
 class LandingFile:
     key: str  # relative to the landing zone's root, '/'-separated
     size: int
-    version: str  # S3: the ETag without quotes; local: the content's sha256
+    version: str  # S3: the ETag without quotes; local: the content's sha256 (or size:mtime, when listed quickly)
     modified: float = 0.0  # POSIX seconds (S3 LastModified or st_mtime): which manifest is newest
 
 
 class Landing(Protocol):
     uri: str
 
-    def list(self, suffixes: tuple[str, ...]) -> list[LandingFile]: ...
+    def list(self, suffixes: tuple[str, ...], hash_content: bool = True) -> list[LandingFile]: ...
 
     def local_path(self, f: LandingFile) -> Path: ...
 
@@ -99,13 +99,16 @@ class LocalLanding:
         self.root = root
         self.uri = str(root)
 
-    def list(self, suffixes: tuple[str, ...]) -> list[LandingFile]:
+    def list(self, suffixes: tuple[str, ...], hash_content: bool = True) -> list[LandingFile]:
+        """`hash_content=False` is for noticing changes cheaply (a sensor's tick): the version is
+        then size and mtime, not the sha256 that ingestion's exactly-once bookkeeping needs."""
         files = []
         for path in self.root.rglob("*"):
             if path.is_file() and _wanted(path.name, suffixes):
-                fp = fingerprint(path)
                 stat = path.stat()
-                files.append(LandingFile(path.relative_to(self.root).as_posix(), fp.size, fp.sha256, stat.st_mtime))
+                version = fingerprint(path).sha256 if hash_content else f"{stat.st_size}:{stat.st_mtime_ns}"
+                files.append(LandingFile(path.relative_to(self.root).as_posix(), stat.st_size, version,
+                                         stat.st_mtime))
         return sorted(files, key=lambda f: f.key)
 
     def local_path(self, f: LandingFile) -> Path:
@@ -148,8 +151,8 @@ class S3Landing:
         self.cache_dir = Path(cache_dir)
         self.client = client or s3_client()
 
-    def list(self, suffixes: tuple[str, ...]) -> list[LandingFile]:
-        files = []
+    def list(self, suffixes: tuple[str, ...], hash_content: bool = True) -> list[LandingFile]:
+        files = []  # the ETag is the version either way
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
             for obj in page.get("Contents", []):
                 key = obj["Key"][len(self.prefix):]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -58,6 +60,22 @@ class LoadReport:
 def host_of(key: str) -> str:
     """The host a telemetry file belongs to: its first folder (`<host>/...`), else its name."""
     return key.split("/", 1)[0] if "/" in key else key.split(".", 1)[0]
+
+
+# 2026-11-24, 2026/11/24 or 20261124 (the collector's `...-20261124T10.jsonl.gz`), not inside a longer number.
+_DAY_IN_KEY = re.compile(r"(?<!\d)(20\d\d)([-/]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)")
+
+
+def file_day(f: LandingFile) -> date:
+    """The UTC day a telemetry or serving file belongs to (its daily partition): the last date in
+    its key, since collectors and log shippers name files and folders by day; else the day it was
+    last written."""
+    for year, _, month, day in reversed(_DAY_IN_KEY.findall(f.key)):
+        try:
+            return date(int(year), int(month), int(day))
+        except ValueError:  # 2026-02-30
+            continue
+    return datetime.fromtimestamp(f.modified, UTC).date()
 
 
 def label(landing: Landing, f: LandingFile) -> str:

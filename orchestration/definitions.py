@@ -7,10 +7,11 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
 from orchestration.assets import anomalies, billing, config_tables, dbt, publish, reference, serving, telemetry
-from orchestration.jobs import billing_period_job, gpuledger_job
+from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import GpuledgerResource, SlackResource
-from orchestration.sensors import new_billing_deliveries, rebuild_after_billing
+from orchestration.schedules import SCHEDULES
+from orchestration.sensors import new_billing_deliveries, new_telemetry_and_serving_files, rebuild_after_new_data
 
 all_assets = dg.load_assets_from_modules(
     [config_tables, billing, telemetry, serving, dbt, reference, anomalies, publish])
@@ -19,8 +20,10 @@ all_checks = dg.load_asset_checks_from_modules([config_tables, billing, telemetr
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[billing_period_job, gpuledger_job, notify_spend_anomalies],
-    sensors=[new_billing_deliveries, rebuild_after_billing, spend_anomaly_alerts, post_failed_runs],
+    jobs=[billing_period_job, telemetry_and_serving_job, gpuledger_job, notify_spend_anomalies],
+    schedules=SCHEDULES,
+    sensors=[new_billing_deliveries, new_telemetry_and_serving_files, rebuild_after_new_data, spend_anomaly_alerts,
+             post_failed_runs],
     resources={
         "gpuledger": GpuledgerResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),

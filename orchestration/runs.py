@@ -1,10 +1,12 @@
 """Run the whole pipeline once, as `gpuledger run` and the tests do: every billing period that has
-a delivery (one partitioned run each), then everything else, then the spend-anomaly alerts (what
-the sensor would start when a daemon runs; the alert ledger sends each message once either way).
-Every run is recorded in the Dagster instance, so the UI shows them."""
+a delivery (one partitioned run each), every day that has telemetry or serving files (one run
+over the range, as a backfill does), then the ledger and marts, then the spend-anomaly alerts
+(what the sensors would start when a daemon runs; the alert ledger sends each message once
+either way). Every run is recorded in the Dagster instance, so the UI shows them."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -14,8 +16,10 @@ from ingest.landing import open_landing
 from ingest.load import newest_deliveries
 from orchestration.alerts import notify_spend_anomalies
 from orchestration.definitions import defs
-from orchestration.jobs import billing_period_job, gpuledger_job
-from orchestration.partitions import billing_periods, partition_key
+from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
+from orchestration.partitions import billing_periods, day_range_tags, partition_key
+from orchestration.resources import GpuledgerResource
+from orchestration.sensors import day_digests
 
 
 @dataclass
@@ -41,12 +45,34 @@ def billing_periods_delivered(config_path: Path) -> list[str]:
     return sorted(periods)
 
 
-def run_everything(config_path: Path, instance: dg.DagsterInstance, log_level: str = "INFO",
-                   say: Callable[[str], None] = print) -> PipelineRun:
-    run_config = {
+def run_config(config_path: Path, log_level: str) -> dict:
+    return {
         "resources": {"gpuledger": {"config": {"config_path": str(config_path.resolve())}}},
         "loggers": {"console": {"config": {"log_level": log_level}}},
     }
+
+
+def run_days(config_path: Path, instance: dg.DagsterInstance, first: str, last: str, log_level: str = "INFO",
+             say: Callable[[str], None] = print) -> PipelineRun:
+    """What the daemon does when a day's files land: load the days first..last (one run over the
+    range), rebuild the ledger and marts, then send the spend-anomaly alerts."""
+    config = run_config(config_path, log_level)
+    pipeline = PipelineRun()
+    say(f"gpuledger: loading telemetry and serving, {first} to {last}")
+    pipeline.results.append(defs.resolve_job_def(telemetry_and_serving_job.name).execute_in_process(
+        tags=day_range_tags(first, last), instance=instance, run_config=config, raise_on_error=False))
+    say("gpuledger: building the ledger and marts")
+    pipeline.results.append(defs.resolve_job_def(gpuledger_job.name).execute_in_process(
+        instance=instance, run_config=config, raise_on_error=False))
+    if pipeline.success:
+        say("gpuledger: spend-anomaly alerts")
+        pipeline.results.append(defs.resolve_job_def(notify_spend_anomalies.name).execute_in_process(
+            instance=instance, run_config=config, raise_on_error=False))
+    return pipeline
+
+
+def run_everything(config_path: Path, instance: dg.DagsterInstance, log_level: str = "INFO",
+                   say: Callable[[str], None] = print) -> PipelineRun:
     pipeline = PipelineRun()
     valid = set(billing_periods.get_partition_keys())
     for period in billing_periods_delivered(config_path):
@@ -55,11 +81,10 @@ def run_everything(config_path: Path, instance: dg.DagsterInstance, log_level: s
             continue
         say(f"gpuledger: loading billing period {period}")
         pipeline.results.append(defs.resolve_job_def(billing_period_job.name).execute_in_process(
-            partition_key=partition_key(period), instance=instance, run_config=run_config, raise_on_error=False))
-    pipeline.results.append(defs.resolve_job_def(gpuledger_job.name).execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False))
-    if pipeline.success:
-        say("gpuledger: spend-anomaly alerts")
-        pipeline.results.append(defs.resolve_job_def(notify_spend_anomalies.name).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False))
+            partition_key=partition_key(period), instance=instance, run_config=run_config(config_path, log_level),
+            raise_on_error=False))
+    # With no telemetry or serving files, today's (empty) day still creates the GPU-hour tables.
+    file_days = sorted(day_digests(GpuledgerResource(config_path=str(config_path)))) or [
+        f"{datetime.now(UTC):%Y-%m-%d}"]
+    pipeline.results += run_days(config_path, instance, file_days[0], file_days[-1], log_level, say).results
     return pipeline

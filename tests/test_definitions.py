@@ -53,17 +53,34 @@ def test_dbt_tests_and_quarantine_checks_are_asset_checks():
     assert any(a == "marts/cost_ledger_hourly" and n.startswith("unique_combination") for a, n in checks)
 
 
-def test_the_two_jobs_cover_every_asset_and_billing_is_monthly():
-    billing, everything = defs.resolve_job_def("billing_period"), defs.resolve_job_def("gpuledger_all")
-    covered = set(billing.asset_layer.executable_asset_keys) | set(everything.asset_layer.executable_asset_keys)
+def test_the_jobs_cover_every_asset_on_the_partitions_users_expect():
+    jobs = {name: defs.resolve_job_def(name) for name in ("billing_period", "telemetry_and_serving", "gpuledger_all")}
+    covered = set().union(*(set(j.asset_layer.executable_asset_keys) for j in jobs.values()))
     on_request = {dg.AssetKey(["reference", "cloud_gpu_prices_api"])}
     assert covered == set(defs.resolve_asset_graph().executable_asset_keys) - on_request
-    keys = billing.partitions_def.get_partition_keys()
-    assert keys[keys.index("2026-10-01") + 1] == "2026-11-01"  # one partition per month
+
+    months = jobs["billing_period"].partitions_def.get_partition_keys()
+    assert months[months.index("2026-10-01") + 1] == "2026-11-01"  # one partition per billing period
+    day_keys = jobs["telemetry_and_serving"].partitions_def.get_partition_keys()
+    assert day_keys[day_keys.index("2026-02-28") + 1] == "2026-03-01"  # one partition per UTC day
+
+    graph, daily = defs.resolve_asset_graph(), jobs["telemetry_and_serving"].partitions_def
+    for key in ("raw/nvml_gpu_samples", "raw/dcgm_samples", "raw/gateway_requests", "raw/litellm_spend_logs",
+                "intermediate/int_gpu_hour_occupancy", "intermediate/int_gpu_hours_observed"):
+        assert graph.get(dg.AssetKey.from_user_string(key)).partitions_def == daily
+    for key in ("marts/cost_ledger_hourly", "marts/unit_economics_daily", "config/process_workloads"):
+        assert graph.get(dg.AssetKey.from_user_string(key)).partitions_def is None  # rebuilt whole
 
 
-def test_the_sensors_run_by_default():
-    sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"new_billing_deliveries", "rebuild_after_billing", "spend_anomaly_alerts",
-                            "post_failed_runs"}
-    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+def test_schedules_and_sensors_and_their_default_state():
+    running = dg.DefaultSensorStatus.RUNNING
+    assert {s.name: s.default_status for s in defs.sensors} == {
+        "new_billing_deliveries": running, "new_telemetry_and_serving_files": running,
+        "rebuild_after_new_data": running, "spend_anomaly_alerts": running, "post_failed_runs": running,
+    }
+    # the hourly schedule duplicates the file sensor, so it waits to be switched on instead of it
+    assert {s.name: (s.cron_schedule, s.default_status.value) for s in defs.schedules} == {
+        "hourly_telemetry_and_serving": ("15 * * * *", "STOPPED"),
+        "daily_billing": ("0 6 * * *", "RUNNING"),
+        "month_close": ("0 8 5 * *", "RUNNING"),
+    }

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from pipeline import close, failed_checks, materialize_all, query, unit_economics_mismatches
@@ -15,6 +16,9 @@ from pipeline import close, failed_checks, materialize_all, query, unit_economic
 from ingest.config import load_config
 from ingest.demo_fleet import generate
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
+from ingest.landing import LandingFile
+from ingest.load import file_day
+from orchestration.runs import PipelineRun, run_days, run_everything
 
 # 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
 # that idles over the weekend; a GCP a2 VM under a committed-use discount; an Azure NC A100 VM; an
@@ -24,15 +28,47 @@ from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
 FLEET = {"gpus": 31, "days": 2, "seed": 7, "start": date(2026, 10, 31)}
 
 
+SECOND_DAY = "2026-11-01"
+
+
+def hold_back(out: Path, day: str, into: Path) -> list[tuple[Path, Path]]:
+    """Move the telemetry and serving files named for `day` out of the landing folders."""
+    moved = []
+    for path in sorted(p for folder in ("telemetry", "serving") for p in (out / folder).rglob("*") if p.is_file()):
+        if file_day(LandingFile(path.relative_to(out).as_posix(), 0, "", 0)).isoformat() == day:
+            moved.append((path, into / path.relative_to(out)))
+            moved[-1][1].parent.mkdir(parents=True, exist_ok=True)
+            path.rename(moved[-1][1])
+    return moved
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
+    """Built the way a deployment builds it day by day: the bills and the first day's telemetry and
+    serving files, then the second day's files landing and loading as that day's partition."""
     out = tmp_path_factory.mktemp("fleet")
     generated = generate(out, **FLEET)
-    result = materialize_all(generated.config_path)
-    assert result.success, "the pipeline run failed"
+    held = hold_back(out, SECOND_DAY, tmp_path_factory.mktemp("held"))
+    assert len(held) > 20
+    instance = dg.DagsterInstance.ephemeral()
+    first = run_everything(generated.config_path, instance, log_level="WARNING", say=lambda _: None)
+    assert first.success, "the first day's run failed"
+    for original, kept in held:
+        kept.rename(original)
+    second = run_days(generated.config_path, instance, SECOND_DAY, SECOND_DAY, log_level="INFO", say=lambda _: None)
+    assert second.success, "the second day's run failed"
     truth = json.loads((out / "ground_truth.json").read_text())
     return {"config": generated.config_path, "warehouse": load_config(generated.config_path).warehouse_path,
-            "truth": truth, "result": result}
+            "truth": truth, "result": PipelineRun(first.results + second.results),
+            "second_day_logs": [e.user_message for r in second.results for e in instance.all_logs(r.run_id)]}
+
+
+def test_a_new_day_rebuilds_only_that_days_gpu_hours(fleet):
+    assert f"GPU-hours: rebuilding {SECOND_DAY} up to 2026-11-02" in fleet["second_day_logs"]
+    days = query(fleet["warehouse"], """
+        select cast(date_trunc('day', hour_start) as date), count(distinct gpu_uuid)
+        from intermediate.int_gpu_hours_observed group by 1 order by 1""")
+    assert days == [(date(2026, 10, 31), 31), (date(2026, 11, 1), 31)]
 
 
 def test_every_team_model_day_matches_ground_truth(fleet):
@@ -136,12 +172,16 @@ def test_unknown_api_keys_stay_unattributed_with_their_hash(fleet):
 
 
 def _marts(warehouse: Path) -> dict[str, list[tuple]]:
-    return {t: query(warehouse, f"select * from marts.{t} order by all")
-            for t in ("cost_ledger_hourly", "unit_economics_daily", "cost_reconciliation", "team_spend_daily",
-                      "training_runs", "tco_comparison", "gpu_efficiency_daily")}
+    """The marts, and the day-partitioned GPU-hours under them."""
+    tables = [f"marts.{t}" for t in ("cost_ledger_hourly", "unit_economics_daily", "cost_reconciliation",
+                                     "team_spend_daily", "training_runs", "tco_comparison", "gpu_efficiency_daily")]
+    tables += ["intermediate.int_gpu_hours_observed", "intermediate.int_gpu_hour_occupancy"]
+    return {t: query(warehouse, f"select * from {t} order by all") for t in tables}
 
 
 def test_running_again_changes_no_mart(fleet):
+    """The fixture built day by day; this run, with no earlier build recorded, rebuilds every day:
+    the two must agree row for row."""
     before = _marts(fleet["warehouse"])
     again = materialize_all(fleet["config"])
     assert again.success

@@ -2,12 +2,18 @@
 and against local folders. Both must list, fetch and map manifest URIs the same way."""
 
 import hashlib
+import logging
 import os
+import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
+import dagster as dg
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from conftest import BUCKET, admin
 
 from ingest.landing import (
@@ -19,6 +25,9 @@ from ingest.landing import (
     key_after,
     open_landing,
 )
+from orchestration.assets._ingest import retry_transient_s3
+
+LOG = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -218,3 +227,27 @@ def test_s3_uris_must_name_a_bucket(tmp_path, s3_endpoint):
         open_landing("s3:///prefix", tmp_path)
     assert S3Landing("s3://landing", tmp_path).uri == "s3://landing"
     assert Path(S3Landing("s3://landing", tmp_path).cache_path("a/b.gz")) == tmp_path / "landing" / "a" / "b.gz"
+
+
+def test_an_unreachable_or_changing_landing_zone_retries_the_step_and_a_missing_bucket_fails_it(prefix, tmp_path):
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    once = Config(retries={"mode": "standard", "max_attempts": 1}, s3={"addressing_style": "path"})
+    down = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path, boto3.session.Session().client(
+        "s3", endpoint_url=f"http://127.0.0.1:{closed}", config=once))
+    with pytest.raises(dg.RetryRequested) as retry, retry_transient_s3(0, LOG):
+        down.list((".gz",))
+    assert (retry.value.max_retries, retry.value.seconds_to_wait) == (3, 30)
+
+    etag = put(f"{prefix}/a.jsonl.gz", b"first")
+    landing = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path)
+    listed = landing.list((".gz",))
+    put(f"{prefix}/a.jsonl.gz", b"replaced while the run read the listing")
+    with pytest.raises(dg.RetryRequested), retry_transient_s3(0, LOG):
+        landing.local_path(listed[0])
+    assert listed[0].version == etag
+
+    missing = S3Landing("s3://no-such-bucket/x", tmp_path)
+    with pytest.raises(ClientError, match="NoSuchBucket"), retry_transient_s3(0, LOG):
+        missing.list((".gz",))

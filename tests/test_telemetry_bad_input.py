@@ -27,12 +27,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import pytest
-from pipeline import failed_checks, materialize_all, query
+from pipeline import failed_checks, query
 from test_allocation import CHAT, STEP, T10, T11, TUNE, cur_line, write_cur
 from test_allocation import ENERGY_STEP_MJ as STEP_MJ
 
 from ingest.config import load_config
+from orchestration.assets.dbt import rebuild_window
+from orchestration.runs import run_days, run_everything
 
 HOUR = timedelta(hours=1)
 
@@ -113,8 +116,14 @@ def landing(tmp_path_factory, samples) -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_run(landing) -> Path:
-    result = materialize_all(landing / "gpuledger.yaml")
+def instance() -> dg.DagsterInstance:
+    """One Dagster instance for the module's runs, so a later run knows what the first one built."""
+    return dg.DagsterInstance.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def first_run(landing, instance) -> Path:
+    result = run_everything(landing / "gpuledger.yaml", instance, log_level="WARNING", say=lambda _: None)
     assert result.success
     # warnings, not failures: the truncated file's quarantine, and h100-lab in no bill
     assert sorted(failed_checks(result)) == [
@@ -196,14 +205,31 @@ def test_a_gpu_in_no_bill_is_listed_with_its_real_energy(first_run):
         ("h100-lab", "GPU-d1beca3a-8801-0ad3-0925-3d0883f336bd", 1, round(7_793_729 / 3.6e9, 9))]
 
 
-def test_a_late_file_fills_its_hour_and_changes_nothing_else(landing, first_run):
+def test_a_late_file_fills_its_hour_and_changes_nothing_else(landing, first_run, instance):
     before = allocation(first_run, "i-0gpu")
     gzip_lines(landing / "telemetry" / "g5-a" / "nvml-g5-a-20261102T11-part2.jsonl.gz",
                hour_11(1, 2 * 10**9 + 120 * STEP_MJ))
-    assert materialize_all(landing / "gpuledger.yaml").success
+    # what the file sensor starts for a late file: its day's partition, then the ledger and marts
+    late = run_days(landing / "gpuledger.yaml", instance, "2026-11-02", "2026-11-02", say=lambda _: None)
+    assert late.success
+    logs = [e.user_message for r in late.results for e in instance.all_logs(r.run_id)]
+    assert "GPU-hours: rebuilding 2026-11-02 up to 2026-11-03" in logs  # that day only, not h100-lab's 11-22
     after = allocation(first_run, "i-0gpu")
     assert [r for r in after if r[0] == 10] == [r for r in before if r[0] == 10]
     assert [r for r in after if r[0] == 11] == [
         (11, 0, "chat", Decimal("2")), (11, 1, "chat", Decimal("2")), (11, 2, "unmonitored", Decimal("2")),
         (11, 3, "unmonitored", Decimal("2")),
     ]
+
+
+def test_samples_of_another_day_widen_the_days_rebuilt():
+    """A file named for (or written on) one day can hold another day's samples: an nvidia-smi log
+    appended across midnight, a collector's backlog. Its samples' days are rebuilt with the partition."""
+    day = dg.TimeWindow(datetime(2026, 11, 24), datetime(2026, 11, 25))
+    assert rebuild_window(day, None, None) == (datetime(2026, 11, 24), datetime(2026, 11, 25))
+    assert rebuild_window(day, datetime(2026, 11, 24, 1), datetime(2026, 11, 24, 2)) == \
+        (datetime(2026, 11, 24), datetime(2026, 11, 25))
+    assert rebuild_window(day, datetime(2026, 11, 22, 23, 59), datetime(2026, 11, 24, 3)) == \
+        (datetime(2026, 11, 22), datetime(2026, 11, 25))
+    assert rebuild_window(day, datetime(2026, 11, 24, 5), datetime(2026, 11, 26, 0, 0, 30)) == \
+        (datetime(2026, 11, 24), datetime(2026, 11, 27))

@@ -1,7 +1,9 @@
 """The shape every ingest asset shares: read a source's files from its configured locations into
 its raw tables, report row and quarantine counts, and warn (never fail) when rows were set aside."""
 
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -10,12 +12,39 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pyarrow as pa
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from ingest.config import Config
 from ingest.files import Parsed
-from ingest.load import LoadReport, list_files, load_files
+from ingest.landing import ObjectChanged
+from ingest.load import LoadReport, file_day, list_files, load_files
 from ingest.warehouse import RAW, ensure_raw_table, scalar
+from orchestration.partitions import days
 from orchestration.resources import WRITER_POOL, GpuledgerResource
+
+# S3 answers worth another try once boto3's own retries (ingest.landing.RETRIES) are spent.
+TRANSIENT_S3_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "500", "502", "503", "504"}
+MAX_RETRIES = 3
+
+
+def is_transient(err: BaseException) -> bool:
+    if isinstance(err, ClientError):
+        return err.response.get("Error", {}).get("Code") in TRANSIENT_S3_CODES
+    return isinstance(err, ConnectionError | HTTPClientError | ObjectChanged)
+
+
+@contextmanager
+def retry_transient_s3(retry_number: int, log: logging.Logger) -> Iterator[None]:
+    """A landing zone that is down or throttling, or an object replaced while it was read, retries
+    the step (30 s, 60 s, 120 s later; files already loaded are skipped); anything else fails at once."""
+    try:
+        yield
+    except Exception as err:
+        if not is_transient(err):
+            raise
+        wait = 30 * 2**retry_number
+        log.warning(f"transient landing-zone error ({type(err).__name__}); retrying in {wait} s")
+        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=wait) from err
 
 
 def table_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -71,7 +100,8 @@ def per_file(read: Callable[[Path, str], Parsed]) -> Callable[[Path, str, str, A
 
 @dataclass(frozen=True)
 class FileFamily:
-    """A source family whose files each replace what they loaded before (everything but CUR)."""
+    """A source family whose files each replace what they loaded before (everything but CUR).
+    A daily family (telemetry, serving) is partitioned by the UTC day of its files (`file_day`)."""
 
     name: str  # the quarantine's source name
     group: str
@@ -82,6 +112,7 @@ class FileFamily:
     reader: Callable[[Path, str, str, Any], Parsed]
     locations: Callable[[Config], list[Any]]
     description: str
+    daily: bool = False
 
     @property
     def keys(self) -> dict[dg.AssetKey, pa.Schema]:
@@ -99,12 +130,19 @@ def file_family_asset(family: FileFamily) -> dg.AssetsDefinition:
         check_specs=[no_quarantine_spec(key) for key in family.keys],
         pool=WRITER_POOL,
         description=family.description,
+        partitions_def=days if family.daily else None,
+        # A backfill of many days is one run: one pass over the landing zones, one dbt build.
+        backfill_policy=dg.BackfillPolicy.single_run() if family.daily else None,
     )
     def _ingest(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
         report = LoadReport(family.name)
-        with gpuledger.connect() as con:
+        with retry_transient_s3(context.retry_number, context.log), gpuledger.connect() as con:
             for source in family.locations(gpuledger.config):
                 files = list_files([gpuledger.landing(source.location)], family.suffixes)
+                if family.daily:
+                    window = context.partition_time_window
+                    files = [(landing, f) for landing, f in files
+                             if window.start.date() <= file_day(f) < window.end.date()]
                 context.log.info(f"{family.name}: {len(files)} files under {source.location}")
                 report.merge(load_files(con, family.name, files, partial(family.reader, source=source),
                                         context.log.info))

@@ -7,7 +7,14 @@ import duckdb
 from ingest import aws_cur, azure, focus, gcp_billing, oci
 from ingest.load import LoadReport, load_aws_cur
 from ingest.warehouse import RAW, ensure_raw_table
-from orchestration.assets._ingest import FileFamily, file_family_asset, ingest_results, no_quarantine_spec, per_file
+from orchestration.assets._ingest import (
+    FileFamily,
+    file_family_asset,
+    ingest_results,
+    no_quarantine_spec,
+    per_file,
+    retry_transient_s3,
+)
 from orchestration.partitions import billing_periods, period_of
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
@@ -24,12 +31,11 @@ AWS_CUR = dg.AssetKey([RAW, aws_cur.CUR])
     check_specs=[no_quarantine_spec(AWS_CUR)],
     partitions_def=billing_periods,
     pool=WRITER_POOL,
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL),
 )
 def aws_cur_line_items(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
     period = period_of(context.partition_key)
     report = LoadReport(aws_cur.CUR)
-    with gpuledger.connect() as con:
+    with retry_transient_s3(context.retry_number, context.log), gpuledger.connect() as con:
         for source in gpuledger.config.sources.aws_cur:
             landing = gpuledger.landing(source.location)
             report.merge(load_aws_cur(con, landing, source.export_name, source.format, context.log.info, period))

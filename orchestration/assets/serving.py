@@ -14,6 +14,7 @@ GATEWAY = FileFamily(
     suffixes=gateway.FILE_SUFFIXES,
     reader=per_file(gateway.read_gateway_file),
     locations=lambda cfg: cfg.sources.gateway,
+    daily=True,
     description="OpenAI-compatible gateway request logs into raw.gateway_requests.",
 )
 gateway_requests = file_family_asset(GATEWAY)
@@ -28,6 +29,7 @@ LITELLM = FileFamily(
     suffixes=litellm.FILE_SUFFIXES,
     reader=per_file(litellm.read_litellm_file),
     locations=lambda cfg: cfg.sources.litellm,
+    daily=True,
     description="LiteLLM spend-log exports (CSV or JSONL) into raw.litellm_spend_logs.",
 )
 litellm_spend_logs = file_family_asset(LITELLM)
@@ -46,6 +48,7 @@ ENGINE_LOGS = FileFamily(
     reader=lambda path, label, key, source: engine_logs.read_engine_log(
         path, label, host_of(key), timezone=source.timezone),
     locations=lambda cfg: cfg.sources.engine_logs,
+    daily=True,
     description="vLLM, TGI, TEI and SGLang server logs into raw.engine_requests and raw.engine_stats.",
 )
 engine_log_requests = file_family_asset(ENGINE_LOGS)
@@ -59,6 +62,7 @@ VLLM_METRICS = FileFamily(
     suffixes=vllm_metrics.FILE_SUFFIXES,
     reader=lambda path, label, key, source: vllm_metrics.read_vllm_metrics_file(path, label, host_of(key)),
     locations=lambda cfg: cfg.sources.vllm_metrics,
+    daily=True,
     description="vLLM /metrics scrapes into raw.vllm_metrics (token weights measured from prefill and decode time).",
 )
 vllm_metric_scrapes = file_family_asset(VLLM_METRICS)

@@ -24,6 +24,7 @@ NVML = FileFamily(
     suffixes=nvml.FILE_SUFFIXES,
     reader=per_file(nvml.read_nvml_file),
     locations=lambda cfg: cfg.sources.nvml,
+    daily=True,
     description="gpuledger NVML collector files into raw.nvml_gpu_samples and raw.nvml_processes.",
 )
 nvml_telemetry = file_family_asset(NVML)
@@ -40,6 +41,7 @@ NVIDIA_SMI = FileFamily(
     reader=lambda path, label, key, source: nvidia_smi.read_nvidia_smi_file(
         path, label, host_of(key), source.timezone, source.fields or None),
     locations=lambda cfg: cfg.sources.nvidia_smi,
+    daily=True,
     description="nvidia-smi CSV output (query-gpu and query-compute-apps) into raw.nvidia_smi_*.",
 )
 nvidia_smi_telemetry = file_family_asset(NVIDIA_SMI)
@@ -53,6 +55,7 @@ DCGM = FileFamily(
     suffixes=dcgm.FILE_SUFFIXES,
     reader=lambda path, label, key, source: dcgm.read_dcgm_file(path, label, host_of(key)),
     locations=lambda cfg: cfg.sources.dcgm,
+    daily=True,
     description="dcgm-exporter Prometheus scrapes into raw.dcgm_samples.",
 )
 dcgm_telemetry = file_family_asset(DCGM)

@@ -15,7 +15,8 @@
 {% endset %}
 
 with samples as (
-    select * from {{ ref('int_gpu_samples') }}
+    {# a minute before the window too: a day's first sample measures energy from the day before's last #}
+    select * from {{ ref('int_gpu_samples') }} where {{ in_day_window('ts', lookback_seconds=60) }}
 ),
 
 gpu_times as (
@@ -67,3 +68,4 @@ select
     end as energy_method,
     {{ quantity(energy_kwh) }} as energy_kwh
 from with_previous
+where {{ in_day_window('ts') }}

@@ -3,15 +3,15 @@
    instance's slices) times its share of the device (time-slicing: by GPU memory held); what no
    one holds is idle (workload null). Energy and busy time follow the same shares. #}
 with timestamps as (
-    select * from {{ ref('int_gpu_timestamps') }}
+    select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
 ),
 
 samples as (
-    select * from {{ ref('int_gpu_samples') }}
+    select * from {{ ref('int_gpu_samples') }} where {{ in_day_window('hour_start') }}
 ),
 
 holders as (
-    select * from {{ ref('int_gpu_sample_holders') }}
+    select * from {{ ref('int_gpu_sample_holders') }} where {{ in_day_window('hour_start') }}
 ),
 
 held as (

@@ -8,14 +8,14 @@
 
 with holders as (
     {% for model in ['stg_nvml__processes', 'stg_nvidia_smi__processes'] %}
-    select {{ holder_columns | join(', ') }} from {{ ref(model) }}
+    select {{ holder_columns | join(', ') }} from {{ ref(model) }} where {{ in_day_window('ts') }}
     union all
     {% endfor %}
     select
         telemetry_source, ts, host, gpu_index, gpu_uuid, device_uuid,
         null, null, null, pod, namespace, container, null, mem_used_bytes
     from {{ ref('stg_dcgm__samples') }}
-    where pod is not null
+    where pod is not null and {{ in_day_window('ts') }}
 ),
 
 process_workloads as (
@@ -46,6 +46,7 @@ by_workload as (
 
 select
     ts,
+    date_trunc('hour', ts) as hour_start,
     device_uuid,
     workload,
     {{ quantity('''case

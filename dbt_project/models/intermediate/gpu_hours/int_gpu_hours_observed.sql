@@ -1,15 +1,19 @@
 {# What telemetry saw of each GPU in each hour: how many samples and how much of the hour they
-   cover (samples x the GPU's usual sampling interval), utilisation (mean and peak), peak memory
+   cover (samples x the GPU's usual sampling interval that day), utilisation (mean and peak), peak memory
    use, energy and how it was measured. #}
 with timestamps as (
-    select * from {{ ref('int_gpu_timestamps') }}
+    select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
 ),
 
+{# per day, so a day's figures never depend on which other days the run built #}
 intervals as (
-    select gpu_uuid, percentile_cont(0.5) within group (order by seconds_since_previous) as interval_seconds
+    select
+        gpu_uuid,
+        date_trunc('day', hour_start) as day,
+        percentile_cont(0.5) within group (order by seconds_since_previous) as interval_seconds
     from timestamps
     where seconds_since_previous > 0
-    group by gpu_uuid
+    group by gpu_uuid, date_trunc('day', hour_start)
 )
 
 select
@@ -30,5 +34,6 @@ select
         else max(timestamps.energy_method)
     end as energy_method
 from timestamps
-left join intervals on timestamps.gpu_uuid = intervals.gpu_uuid
+left join intervals
+    on timestamps.gpu_uuid = intervals.gpu_uuid and date_trunc('day', timestamps.hour_start) = intervals.day
 group by timestamps.resource_id, timestamps.host, timestamps.gpu_index, timestamps.gpu_uuid, timestamps.hour_start
