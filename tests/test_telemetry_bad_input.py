@@ -233,3 +233,17 @@ def test_samples_of_another_day_widen_the_days_rebuilt():
         (datetime(2026, 11, 22), datetime(2026, 11, 25))
     assert rebuild_window(day, datetime(2026, 11, 24, 5), datetime(2026, 11, 26, 0, 0, 30)) == \
         (datetime(2026, 11, 24), datetime(2026, 11, 27))
+
+
+def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing, first_run, instance):
+    config = landing / "gpuledger.yaml"
+    config.write_text(CONFIG.replace("match: {process_name: pt_main_thread}", "match: {process_name: torchrun}"))
+    try:
+        run = run_days(config, instance, "2026-11-22", "2026-11-22", say=lambda _: None)  # another day's files
+        assert run.success
+        logs = [e.user_message for r in run.results for e in instance.all_logs(r.run_id)]
+        assert "the workload rules or host mapping changed: rebuilding every day" in logs
+        # GPU 2's pt_main_thread on 2026-11-02 no longer matches `tune`: its $2.00 goes to unmatched
+        assert (10, 2, "unmatched", Decimal("2")) in allocation(first_run, "i-0gpu")
+    finally:
+        config.write_text(CONFIG)

@@ -2,6 +2,7 @@
 The telemetry views and GPU-hour models are partitioned by UTC day, like the files they read; the
 ledger and the marts above them are rebuilt whole."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from ingest import dcgm, nvidia_smi, nvml
+from ingest.config import Config
+from ingest.config_tables import hosts_table
 from ingest.warehouse import RAW, first_row, scalar, table_exists
 from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.partitions import days
@@ -70,6 +73,15 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
 TELEMETRY_TABLES = (nvml.GPU_SAMPLES, nvml.PROCESSES, nvidia_smi.GPU_SAMPLES, nvidia_smi.PROCESSES, dcgm.SAMPLES)
 GPU_SAMPLES_MODEL = dg.AssetKey(["intermediate", "int_gpu_samples"])
 INGESTED_THROUGH = "raw_ingested_through"  # metadata: the newest raw telemetry row a GPU-hour build saw
+MAPPING_DIGEST = "mapping_digest"  # metadata: the workload rules and host mapping that build used
+
+
+def mapping_digest(cfg: Config) -> str:
+    """What the GPU-hour models take from gpuledger.yaml: the workload rules (through
+    config.process_workloads) and the host -> resource mapping (config.hosts)."""
+    mapping = {"workloads": [(w.name, w.match.model_dump(mode="json")) for w in cfg.workloads],
+               "hosts": hosts_table(cfg).to_pylist()}
+    return hashlib.sha256(json.dumps(mapping, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def telemetry_since(con: duckdb.DuckDBPyConnection, since: datetime | None,
@@ -110,13 +122,17 @@ def gpu_hour_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpul
     telemetry since the last build, are deleted and rebuilt; every day when no earlier build is
     recorded in this Dagster instance."""
     previous = context.instance.get_latest_materialization_event(GPU_SAMPLES_MODEL)
-    recorded = previous.asset_materialization.metadata.get(INGESTED_THROUGH) if previous else None
-    through = datetime.fromisoformat(recorded.value) if recorded else None
+    recorded = previous.asset_materialization.metadata if previous else {}
+    through = datetime.fromisoformat(recorded[INGESTED_THROUGH].value) if INGESTED_THROUGH in recorded else None
+    digest = mapping_digest(gpuledger.config)
     with gpuledger.connect() as con:
         first, last, newest = telemetry_since(con, through)
     dbt_vars = None
     if through is None:
         context.log.info("no earlier GPU-hour build recorded: building every day")
+    elif MAPPING_DIGEST not in recorded or recorded[MAPPING_DIGEST].value != digest:
+        # history is re-attributed when the mapping changes, as the config tables promise
+        context.log.info("the workload rules or host mapping changed: rebuilding every day")
     else:
         start, end = rebuild_window(context.partition_time_window, first, last)
         context.log.info(f"GPU-hours: rebuilding {start:%Y-%m-%d} up to {end:%Y-%m-%d}")
@@ -125,7 +141,8 @@ def gpu_hour_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpul
     for event in build(context, dbt, gpuledger, dbt_vars):
         if newest and isinstance(event, dg.Output) and \
                 context.asset_key_for_output(event.output_name) == GPU_SAMPLES_MODEL:
-            event = event.with_metadata({**event.metadata, INGESTED_THROUGH: newest.isoformat()})
+            event = event.with_metadata({**event.metadata, INGESTED_THROUGH: newest.isoformat(),
+                                         MAPPING_DIGEST: digest})
         yield event
 
 
