@@ -5,7 +5,7 @@ import dagster as dg
 
 from orchestration.assets import serving, telemetry
 from orchestration.assets.billing import AWS_CUR
-from orchestration.assets.dbt import gpu_hour_models
+from orchestration.assets.dbt import daily_models
 from orchestration.assets.reference import CLOUD_GPU_PRICES_API
 from orchestration.partitions import billing_periods, days
 
@@ -19,16 +19,16 @@ billing_period_job = dg.define_asset_job(
 DAY_PARTITIONED = dg.AssetSelection.assets(
     telemetry.nvml_telemetry, telemetry.nvidia_smi_telemetry, telemetry.dcgm_telemetry,
     serving.gateway_requests, serving.litellm_spend_logs, serving.engine_log_requests, serving.vllm_metric_scrapes,
-    gpu_hour_models,
+    daily_models,
 )
 
 telemetry_and_serving_job = dg.define_asset_job(
     "telemetry_and_serving",
-    # with what the GPU-hours read besides telemetry: the config tables, the workload mapping, their views
-    selection=(DAY_PARTITIONED | dg.AssetSelection.assets(gpu_hour_models).upstream()).required_multi_asset_neighbors(),
+    # with what the daily models read besides raw rows: the config tables, the workload mapping, their views
+    selection=(DAY_PARTITIONED | dg.AssetSelection.assets(daily_models).upstream()).required_multi_asset_neighbors(),
     partitions_def=days,
     description="Load UTC days of telemetry and serving files (new or changed files only) and rebuild those days' "
-    "GPU-hours. A backfill of many days runs as one.",
+    "GPU-hours and requests. A backfill of many days runs as one.",
 )
 
 gpuledger_job = dg.define_asset_job(

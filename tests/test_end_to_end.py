@@ -64,7 +64,7 @@ def fleet(tmp_path_factory):
 
 
 def test_a_new_day_rebuilds_only_that_days_gpu_hours(fleet):
-    assert f"GPU-hours: rebuilding {SECOND_DAY} up to 2026-11-02" in fleet["second_day_logs"]
+    assert f"daily models: rebuilding {SECOND_DAY} up to 2026-11-02" in fleet["second_day_logs"]
     days = query(fleet["warehouse"], """
         select cast(date_trunc('day', hour_start) as date), count(distinct gpu_uuid)
         from intermediate.int_gpu_hours_observed group by 1 order by 1""")

@@ -15,9 +15,13 @@ Traffic on 2026-11-02 10:00 (no GPU bill, so every request costs $0 and only cou
 import json
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from pipeline import built_warehouse, query
+
+from ingest.config import load_config
+from orchestration.runs import run_days, run_everything
 
 CANARY = "CANARY-d41c-NEVER-STORE"
 SECRET_KEY = "sk-live-CANARY-9f8e7d"
@@ -133,3 +137,31 @@ def test_no_prompt_completion_or_key_reaches_the_warehouse(warehouse):
             f'select count(*) from "{s}"."{t}" where "{c}" like ? or "{c}" like ?',
             [f"%{CANARY}%", f"%{SECRET_KEY}%"]).fetchone()[0]]
     assert leaks == []
+
+
+def gateway_line(ts: str, request_id: str, status: int, completion_tokens: int) -> str:
+    return json.dumps({"ts": ts, "request_id": request_id, "model": "llama-vllm", "api_key_alias": "search-prod",
+                       "status": status, "usage": {"prompt_tokens": 10, "completion_tokens": completion_tokens}}) + "\n"
+
+
+def test_a_retry_across_midnight_counts_once_when_built_day_by_day(tmp_path):
+    """req-m1 fails at 23:59:40 (in 2026-11-02's file) and succeeds on its retry at 00:00:15 (in
+    2026-11-03's): built as each day lands, it counts once, on the day of its last attempt."""
+    (tmp_path / "gpuledger.yaml").write_text(CONFIG.replace("  litellm: [{location: litellm}]\n  engine_logs: "
+                                                            "[{location: engines}]\n", ""))
+    (tmp_path / "gateway").mkdir()
+    (tmp_path / "gateway" / "gw-2026-11-02.jsonl").write_text(
+        gateway_line("2026-11-02T12:00:00Z", "req-d1", 200, 5) + gateway_line("2026-11-02T23:59:40Z", "req-m1", 503, 0))
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_everything(tmp_path / "gpuledger.yaml", instance, log_level="WARNING", say=lambda _: None).success
+    (tmp_path / "gateway" / "gw-2026-11-03.jsonl").write_text(gateway_line("2026-11-03T00:00:15Z", "req-m1", 200, 7))
+    assert run_days(tmp_path / "gpuledger.yaml", instance, "2026-11-03", "2026-11-03", say=lambda _: None).success
+
+    warehouse = load_config(tmp_path / "gpuledger.yaml").warehouse_path
+    assert query(warehouse, """
+        select request_id, cast(ts as varchar), is_failed, output_tokens
+        from intermediate.int_requests order by ts""") == [
+        ("req-d1", "2026-11-02 12:00:00", False, 5), ("req-m1", "2026-11-03 00:00:15", False, 7)]
+    assert query(warehouse, """
+        select cast(day as varchar), sum(requests), sum(output_tokens) from marts.unit_economics_daily
+        group by day order by day""") == [("2026-11-02", 1, 5), ("2026-11-03", 1, 7)]

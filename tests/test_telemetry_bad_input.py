@@ -34,7 +34,7 @@ from test_allocation import CHAT, STEP, T10, T11, TUNE, cur_line, write_cur
 from test_allocation import ENERGY_STEP_MJ as STEP_MJ
 
 from ingest.config import load_config
-from orchestration.assets.dbt import rebuild_window
+from ingest.day_windows import NewRows, days_to_rebuild
 from orchestration.runs import run_days, run_everything
 
 HOUR = timedelta(hours=1)
@@ -213,7 +213,7 @@ def test_a_late_file_fills_its_hour_and_changes_nothing_else(landing, first_run,
     late = run_days(landing / "gpuledger.yaml", instance, "2026-11-02", "2026-11-02", say=lambda _: None)
     assert late.success
     logs = [e.user_message for r in late.results for e in instance.all_logs(r.run_id)]
-    assert "GPU-hours: rebuilding 2026-11-02 up to 2026-11-03" in logs  # that day only, not h100-lab's 11-22
+    assert "daily models: rebuilding 2026-11-02 up to 2026-11-03" in logs  # that day only, not h100-lab's 11-22
     after = allocation(first_run, "i-0gpu")
     assert [r for r in after if r[0] == 10] == [r for r in before if r[0] == 10]
     assert [r for r in after if r[0] == 11] == [
@@ -222,17 +222,20 @@ def test_a_late_file_fills_its_hour_and_changes_nothing_else(landing, first_run,
     ]
 
 
-def test_samples_of_another_day_widen_the_days_rebuilt():
+def test_rows_of_other_days_and_retried_requests_widen_the_days_rebuilt():
     """A file named for (or written on) one day can hold another day's samples: an nvidia-smi log
-    appended across midnight, a collector's backlog. Its samples' days are rebuilt with the partition."""
-    day = dg.TimeWindow(datetime(2026, 11, 24), datetime(2026, 11, 25))
-    assert rebuild_window(day, None, None) == (datetime(2026, 11, 24), datetime(2026, 11, 25))
-    assert rebuild_window(day, datetime(2026, 11, 24, 1), datetime(2026, 11, 24, 2)) == \
-        (datetime(2026, 11, 24), datetime(2026, 11, 25))
-    assert rebuild_window(day, datetime(2026, 11, 22, 23, 59), datetime(2026, 11, 24, 3)) == \
+    appended across midnight, a collector's backlog. Their days are rebuilt with the partition, as
+    are the days of earlier attempts of a request retried across midnight."""
+    day = (datetime(2026, 11, 24), datetime(2026, 11, 25))
+    assert days_to_rebuild(*day, NewRows()) == day
+    assert days_to_rebuild(*day, NewRows(datetime(2026, 11, 24, 1), datetime(2026, 11, 24, 2))) == day
+    assert days_to_rebuild(*day, NewRows(datetime(2026, 11, 22, 23, 59), datetime(2026, 11, 24, 3))) == \
         (datetime(2026, 11, 22), datetime(2026, 11, 25))
-    assert rebuild_window(day, datetime(2026, 11, 24, 5), datetime(2026, 11, 26, 0, 0, 30)) == \
+    assert days_to_rebuild(*day, NewRows(datetime(2026, 11, 24, 5), datetime(2026, 11, 26, 0, 0, 30))) == \
         (datetime(2026, 11, 24), datetime(2026, 11, 27))
+    retried = NewRows(datetime(2026, 11, 24, 0, 0, 15), datetime(2026, 11, 24, 9),
+                      retried_first=datetime(2026, 11, 23, 23, 59, 40), retried_last=datetime(2026, 11, 23, 23, 59, 40))
+    assert days_to_rebuild(*day, retried) == (datetime(2026, 11, 23), datetime(2026, 11, 25))
 
 
 def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing, first_run, instance):
@@ -242,7 +245,7 @@ def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing
         run = run_days(config, instance, "2026-11-22", "2026-11-22", say=lambda _: None)  # another day's files
         assert run.success
         logs = [e.user_message for r in run.results for e in instance.all_logs(r.run_id)]
-        assert "the workload rules or host mapping changed: rebuilding every day" in logs
+        assert "gpuledger.yaml changed: rebuilding every day" in logs
         # GPU 2's pt_main_thread on 2026-11-02 no longer matches `tune`: its $2.00 goes to unmatched
         assert (10, 2, "unmatched", Decimal("2")) in allocation(first_run, "i-0gpu")
     finally:

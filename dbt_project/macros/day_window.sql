@@ -1,13 +1,13 @@
 {# The UTC days a run builds. Dagster passes `day_start` and `day_end` (exclusive) for a daily
    partition or a range of them; without them (a plain `dbt build`) a model covers all history.
-   Day-partitioned models (models/intermediate/gpu_hours) delete their window and insert it again,
+   Day-partitioned models (models/intermediate/daily) delete their window and insert it again,
    so a late file for an old day rebuilds that day and nothing else. #}
-{% macro in_day_window(column, lookback_seconds=0) -%}
+{% macro in_day_window(column, lookback_seconds=0, lookahead_seconds=0) -%}
     {%- if var('day_start', none) is none -%}
     true
     {%- else -%}
     {{ column }} >= cast('{{ var("day_start") }}' as timestamp) - interval '{{ lookback_seconds }} seconds'
-        and {{ column }} < cast('{{ var("day_end") }}' as timestamp)
+        and {{ column }} < cast('{{ var("day_end") }}' as timestamp) + interval '{{ lookahead_seconds }} seconds'
     {%- endif -%}
 {%- endmacro %}
 

@@ -1,3 +1,9 @@
+{# A day's requests and the hour either side: a retry, or a request two logs saw, a few minutes
+   across midnight is judged with all its attempts, so it counts on one day only. #}
+{% macro request_window(column='ts') -%}
+    {{ in_day_window(column, lookback_seconds=3600, lookahead_seconds=3600) }}
+{%- endmacro %}
+
 {# Each request once, as its latest attempt: a retry that reuses a request id, or a line a log
    shipper delivered twice, counts once. #}
 {% macro latest_attempt(relation, request_key='request_id') -%}

@@ -1,23 +1,21 @@
 """The dbt models (staging -> intermediate -> marts) as assets; their tests become asset checks.
-The telemetry views and GPU-hour models are partitioned by UTC day, like the files they read; the
-ledger and the marts above them are rebuilt whole."""
+The GPU-hour and request models are partitioned by UTC day, like the files they read; the ledger
+and the marts above them are rebuilt whole."""
 
 import hashlib
 import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from ingest import dcgm, nvidia_smi, nvml
 from ingest.config import Config
-from ingest.config_tables import hosts_table
-from ingest.warehouse import RAW, first_row, scalar, table_exists
+from ingest.day_windows import days_to_rebuild, new_rows
+from ingest.warehouse import scalar, table_exists
 from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.partitions import days
 from orchestration.project import dbt_project
@@ -43,7 +41,7 @@ class GpuledgerTranslator(DagsterDbtTranslator):
 
 
 TRANSLATOR = GpuledgerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
-GPU_DAY = "tag:gpu_day"  # the telemetry views and GPU-hour models, built per UTC day (dbt_project.yml)
+DAILY = "tag:daily"  # the telemetry views, GPU-hour and request models, built per UTC day (dbt_project.yml)
 
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
@@ -70,86 +68,61 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
             yield event
 
 
-TELEMETRY_TABLES = (nvml.GPU_SAMPLES, nvml.PROCESSES, nvidia_smi.GPU_SAMPLES, nvidia_smi.PROCESSES, dcgm.SAMPLES)
-GPU_SAMPLES_MODEL = dg.AssetKey(["intermediate", "int_gpu_samples"])
-INGESTED_THROUGH = "raw_ingested_through"  # metadata: the newest raw telemetry row a GPU-hour build saw
-MAPPING_DIGEST = "mapping_digest"  # metadata: the workload rules and host mapping that build used
+# the model whose materializations record what a daily build saw
+WATERMARK_MODEL = dg.AssetKey(["intermediate", "int_gpu_samples"])
+INGESTED_THROUGH = "raw_ingested_through"  # metadata: the newest raw row a daily build saw
+CONFIG_DIGEST = "config_digest"  # metadata: the gpuledger.yaml that build used
 
 
-def mapping_digest(cfg: Config) -> str:
-    """What the GPU-hour models take from gpuledger.yaml: the workload rules (through
-    config.process_workloads) and the host -> resource mapping (config.hosts)."""
-    mapping = {"workloads": [(w.name, w.match.model_dump(mode="json")) for w in cfg.workloads],
-               "hosts": hosts_table(cfg).to_pylist()}
-    return hashlib.sha256(json.dumps(mapping, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def telemetry_since(con: duckdb.DuckDBPyConnection, since: datetime | None,
-                    ) -> tuple[datetime | None, datetime | None, datetime | None]:
-    """The first and last sample time, and the newest ingestion time, of the raw telemetry rows
-    ingested after `since` (all of them when None)."""
-    tables = [t for t in TELEMETRY_TABLES if table_exists(con, RAW, t)]
-    if not tables:
-        return None, None, None
-    rows = " union all ".join(f"select ts, _ingested_at from {RAW}.{t}" for t in tables)
-    first, last, newest = first_row(con, f"select min(ts), max(ts), max(_ingested_at) from ({rows}) "
-                                         "where _ingested_at > coalesce(?, '-infinity'::timestamp)", [since])
-    return first, last, newest
-
-
-def rebuild_window(window: dg.TimeWindow, first: datetime | None, last: datetime | None) -> tuple[datetime, datetime]:
-    """The partition's days, widened to the days of telemetry that arrived since the last build
-    (a late file, or a file named for one day that holds another's samples)."""
-    start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-    if first is None or last is None:
-        return start, end
-    return (min(start, datetime.combine(first.date(), time())),
-            max(end, datetime.combine(last.date(), time()) + timedelta(days=1)))
+def config_digest(cfg: Config) -> str:
+    """Workload rules, host mapping, models: what the daily models read from gpuledger.yaml."""
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select=GPU_DAY,
-    name="gpu_hour_models",
+    select=DAILY,
+    name="daily_models",
     dagster_dbt_translator=TRANSLATOR,
     partitions_def=days,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WRITER_POOL,
 )
-def gpu_hour_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
+def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
     """The partition's days (a backfill's whole range in one build), and any day that gained
-    telemetry since the last build, are deleted and rebuilt; every day when no earlier build is
-    recorded in this Dagster instance."""
-    previous = context.instance.get_latest_materialization_event(GPU_SAMPLES_MODEL)
+    telemetry or requests since the last build, are deleted and rebuilt; every day when no
+    earlier build is recorded in this Dagster instance, or gpuledger.yaml changed since."""
+    previous = context.instance.get_latest_materialization_event(WATERMARK_MODEL)
     recorded = previous.asset_materialization.metadata if previous else {}
     through = datetime.fromisoformat(recorded[INGESTED_THROUGH].value) if INGESTED_THROUGH in recorded else None
-    digest = mapping_digest(gpuledger.config)
+    digest = config_digest(gpuledger.config)
     with gpuledger.connect() as con:
-        first, last, newest = telemetry_since(con, through)
+        arrived = new_rows(con, through)
     dbt_vars = None
     if through is None:
-        context.log.info("no earlier GPU-hour build recorded: building every day")
-    elif MAPPING_DIGEST not in recorded or recorded[MAPPING_DIGEST].value != digest:
+        context.log.info("no earlier daily build recorded: building every day")
+    elif CONFIG_DIGEST not in recorded or recorded[CONFIG_DIGEST].value != digest:
         # history is re-attributed when the mapping changes, as the config tables promise
-        context.log.info("the workload rules or host mapping changed: rebuilding every day")
+        context.log.info("gpuledger.yaml changed: rebuilding every day")
     else:
-        start, end = rebuild_window(context.partition_time_window, first, last)
-        context.log.info(f"GPU-hours: rebuilding {start:%Y-%m-%d} up to {end:%Y-%m-%d}")
+        window = context.partition_time_window
+        start, end = days_to_rebuild(window.start.replace(tzinfo=None), window.end.replace(tzinfo=None), arrived)
+        context.log.info(f"daily models: rebuilding {start:%Y-%m-%d} up to {end:%Y-%m-%d}")
         dbt_vars = {"day_start": f"{start:%Y-%m-%d %H:%M:%S}", "day_end": f"{end:%Y-%m-%d %H:%M:%S}"}
-    newest = newest or through
+    newest = arrived.newest_ingested or through
     for event in build(context, dbt, gpuledger, dbt_vars):
         if newest and isinstance(event, dg.Output) and \
-                context.asset_key_for_output(event.output_name) == GPU_SAMPLES_MODEL:
+                context.asset_key_for_output(event.output_name) == WATERMARK_MODEL:
             event = event.with_metadata({**event.metadata, INGESTED_THROUGH: newest.isoformat(),
-                                         MAPPING_DIGEST: digest})
+                                         CONFIG_DIGEST: digest})
         yield event
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=GPU_DAY,
+    exclude=DAILY,
     name="gpuledger_models",
     dagster_dbt_translator=TRANSLATOR,
     pool=WRITER_POOL,

@@ -1,7 +1,9 @@
 {# One row per request: a retry that reuses a request id, or a line the log shipper delivered
    twice, counts once, as its latest attempt. #}
+{{ config(materialized='ephemeral') }}  {# inlined into int_requests, which builds by day #}
+
 with source as (
-    select * from {{ source('raw', 'gateway_requests') }}
+    select * from {{ source('raw', 'gateway_requests') }} where {{ request_window() }}
 ),
 
 latest_attempt as (

@@ -1,8 +1,10 @@
 {# One row per LiteLLM request: a retry that reuses a request id, or a row exported twice,
    counts once, as its latest attempt. LiteLLM's `spend` is its API-price estimate, kept only for
    a "vs API" comparison: our cost comes from the GPUs. #}
+{{ config(materialized='ephemeral') }}  {# inlined into int_requests, which builds by day #}
+
 with source as (
-    select * from {{ source('raw', 'litellm_spend_logs') }}
+    select * from {{ source('raw', 'litellm_spend_logs') }} where {{ request_window() }}
 ),
 
 latest_attempt as (

@@ -1,7 +1,8 @@
 {# Every served request once, whichever log saw it. The same request id in several logs (a
    gateway in front of LiteLLM in front of vLLM) counts once, from the log that knows most: the
    gateway, then LiteLLM (both carry usage and the caller), then the engine's own log. A request
-   that only an engine logged belongs to that deployment and its first model, with no caller. #}
+   that only an engine logged belongs to that deployment and its first model, with no caller.
+   Built by day: the day's requests are judged with the hour either side (macros/serving.sql). #}
 with gateway as (
     select * from {{ ref('stg_gateway__requests') }}
 ),
@@ -40,8 +41,12 @@ all_requests as (
         cast(null as varchar), engines.is_failed, false, 0, engines.output_tokens, cast(null as bigint)
     from engines
     left join first_models on engines.deployment = first_models.workload
+),
+
+once as (
+    select *
+    from all_requests
+    qualify row_number() over (partition by request_id order by source_rank) = 1
 )
 
-select *
-from all_requests
-qualify row_number() over (partition by request_id order by source_rank) = 1
+select * from once where {{ in_day_window('ts') }}
