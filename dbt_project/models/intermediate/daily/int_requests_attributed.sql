@@ -3,9 +3,9 @@
    metadata team field, the user; else it is unattributed and keeps its key hash so the mapping
    can be fixed. The deployment is the one the log names, else the one whose configured api_base
    pattern the request's api_base matches (the first by name when several do); requests with
-   neither are pooled over the deployments of their model (int_request_deployments). #}
+   neither are pooled over the deployments of their model (int_request_deployments). Built by day. #}
 with requests as (
-    select * from {{ ref('int_requests') }}
+    select * from {{ ref('int_requests') }} where {{ in_day_window('hour_start') }}
 ),
 
 identities as (
