@@ -1,4 +1,4 @@
-{# Which deployment served each request, and with what weight (rule 4). A request the log routes
+{# Which deployment served each request group (int_request_groups), and with what weight (rule 4). A request the log routes
    is its deployment's. Any other is pooled over the deployments of its model that held GPUs in
    its hour, in proportion to the GPU-hours each held then: splitting every request that way
    splits the pool's cost over teams exactly as one pooled deployment would. With none holding
@@ -9,7 +9,7 @@
    do nothing and weighs 0. Token and request counts
    sit on one deployment per request (the first by name) so they are never counted twice. #}
 with requests as (
-    select * from {{ ref('int_requests_attributed') }}
+    select * from {{ ref('int_request_groups') }}
 ),
 
 workload_models as (
@@ -33,7 +33,7 @@ settings as (
 
 candidates as (
     select
-        requests.request_id,
+        requests.request_group,
         workload_models.workload,
         coalesce(held.gpu_hours, 0) as held_gpu_hours
     from requests
@@ -46,38 +46,38 @@ candidates as (
 
 pooled as (
     select
-        request_id,
+        request_group,
         workload,
         case
             when sum(held_gpu_hours) over by_request > 0
                 then cast(held_gpu_hours as double) / cast(sum(held_gpu_hours) over by_request as double)
             else 1.0 / count(*) over by_request
         end as fraction,
-        row_number() over (partition by request_id order by workload) = 1 as counts_tokens
+        row_number() over (partition by request_group order by workload) = 1 as counts_tokens
     from candidates
-    window by_request as (partition by request_id)
+    window by_request as (partition by request_group)
 ),
 
 assigned as (
     select requests.*, pooled.workload, pooled.fraction, pooled.counts_tokens
     from requests
-    inner join pooled on requests.request_id = pooled.request_id
+    inner join pooled on requests.request_group = pooled.request_group
     union all
     select requests.*, requests.routed_workload, 1.0, true
     from requests
     where requests.routed_workload is not null
-        or not exists (select 1 from pooled where pooled.request_id = requests.request_id)
+        or not exists (select 1 from pooled where pooled.request_group = requests.request_group)
 )
 
 select
-    assigned.request_id,
+    assigned.request_group,
     assigned.hour_start,
     assigned.workload,
     assigned.team,
     assigned.model,
     assigned.fraction,
     assigned.counts_tokens,
-    assigned.is_failed,
+    assigned.requests,
     assigned.is_cache_hit,
     assigned.input_tokens,
     assigned.cached_input_tokens,
