@@ -6,14 +6,17 @@ file it could not, a quarantine entry naming the file, the row and the reason.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 CHUNK = 1 << 20
@@ -153,3 +156,167 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
     return pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+# --- many files' lines at once, for readers that parse in DuckDB ---------------------------------
+
+LINE_SCHEMA = pa.schema([("file", pa.int32()), ("line", pa.int64()), ("text", pa.large_string())])
+
+
+@dataclass
+class LineBatch:
+    """Every line of a batch of files as one Arrow table (`file`: the file's index in the batch,
+    `line`: its 1-based line number, `text`: the line with its newline), and the files it could
+    not take as they are (a damaged gzip stream, a carriage return, bytes that are not UTF-8):
+    those are read by their per-file reader, which says exactly what is wrong with them."""
+
+    table: pa.Table
+    unreadable: list[int]
+    sizes: list[int]  # uncompressed bytes per file (0 for an unreadable one)
+
+
+def _whole_text(path: Path) -> bytes | None:
+    """The file's bytes, gunzipped, when they split into lines exactly as `complete_lines` splits
+    them (on b"\\n" alone) and are UTF-8; else None."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(raw)  # every member; raises on a truncated or corrupt stream
+        except (OSError, EOFError, zlib.error):
+            return None
+    else:
+        data = raw
+    if b"\r" in data:  # Arrow and DuckDB would see a line break where Python sees whitespace
+        return None
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return data
+
+
+def read_line_batch(paths: list[Path], threads: int = 2) -> LineBatch:
+    """Decompression runs on `threads` threads (zlib releases the GIL); the lines are views of the
+    decompressed bytes, never copied one by one."""
+    with ThreadPoolExecutor(threads) as pool:
+        texts = list(pool.map(_whole_text, paths))
+    parts, unreadable, sizes = [], [], []
+    for i, data in enumerate(texts):
+        if data is None:
+            unreadable.append(i)
+            sizes.append(0)
+            continue
+        sizes.append(len(data))
+        if data and not data.endswith(b"\n"):
+            data += b"\n"  # an undamaged file's last line without a newline is still a line
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
+        offsets = np.concatenate([np.zeros(1, np.int64), ends.astype(np.int64)])
+        text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+        parts.append(pa.table([pa.array(np.full(len(ends), i, np.int32)),
+                               pa.array(np.arange(1, len(ends) + 1, dtype=np.int64)), text], schema=LINE_SCHEMA))
+    table = pa.concat_tables(parts) if parts else LINE_SCHEMA.empty_table()
+    return LineBatch(table, unreadable, sizes)
+
+
+# --- SQL that reads a JSON field exactly as `require` / `optional` do -----------------------------
+# A field is taken from `from_json(text, '{"key": "JSON", ...}')`, so its JSON type can be checked
+# (DuckDB's typed JSON reading would turn "3", 2.5 or true into an integer without a word).
+
+SQL_TYPES = {"int": "bigint", "int32": "integer", "number": "double"}
+
+
+def json_struct(keys: Iterable[str]) -> str:
+    """The `from_json` structure that keeps each key's value as JSON text (NULL when absent)."""
+    return "{" + ",".join(f'"{k}":"JSON"' for k in keys) + "}"
+
+
+def sql_missing(x: str) -> str:
+    """`obj.get(key) is None`: absent or JSON null."""
+    return f"({x} is null or {x} = 'null')"
+
+
+# The checks read the value's JSON text (DuckDB writes it compactly) rather than parse it again:
+# a string starts with '"', an integer is the digits its value prints as, and so on.
+
+def sql_value(x: str, kind: str) -> str:
+    """The field's value as the Python reader stores it (NULL when missing; any value when the
+    field is of the wrong kind, which `sql_ok` rejects)."""
+    if kind == "str":
+        return f"json_extract_string({x}, '$')"
+    if kind == "bool":
+        return f"({x} = 'true')"
+    return f"try_cast(cast({x} as varchar) as {SQL_TYPES[kind]})"
+
+
+def sql_ok(x: str, kind: str, required: bool = False) -> str:
+    """True when `optional(obj, key, ...)` (or `require`) accepts the field and its value fits its
+    Arrow column (an integer too large makes the Python reader fail, so it goes there to do so)."""
+    text = f"cast({x} as varchar)"
+    if kind == "str":
+        present = f"starts_with({text}, '\"')"
+    elif kind == "bool":
+        present = f"{text} in ('true', 'false')"
+    elif kind == "number":  # no JSON text but a number casts to a double ('"1"', 'true' and 'null' do not)
+        present = f"({sql_value(x, kind)} is not null)"
+    else:  # an integer: its text is the digits of its value (not 1.0, 1e3, "1", true or -0)
+        present = f"coalesce(cast({sql_value(x, kind)} as varchar) = {text}, false)"
+    return f"(not {sql_missing(x)} and {present})" if required else f"({sql_missing(x)} or {present})"
+
+
+def sql_falsy(x: str) -> str:
+    """Python's `not value` for a JSON field: absent, null, false, 0, "", [] or {}."""
+    return (f"({sql_missing(x)} or {x} in ('false', '\"\"', '[]', '{{}}') "
+            f"or coalesce(try_cast(cast({x} as varchar) as double) = 0, false))")
+
+
+def sql_object_line(text: str) -> str:
+    """The line holds a JSON object (not blank, not an array or scalar) that Python's json reads
+    too: `from_json` raises on a line that is not JSON at all, which sends its file to the per-file
+    reader, but accepts a trailing comma, which json.loads does not. (It also keeps the first of a
+    repeated key where json.loads keeps the last; no JSON writer repeats a key.)"""
+    return (f"((starts_with({text}, '{{') or (ascii({text}) in (9, 10, 13, 32) "
+            f"and starts_with(ltrim({text}, ' \t\n\r'), '{{'))) "
+            f"and not contains({text}, ',}}') and not contains({text}, ',]') "
+            f"and not ((contains({text}, ', ') or contains({text}, ',' || chr(9))) "
+            f"and regexp_matches({text}, ',[ \t]+[\\]}}]')))")
+
+
+def sql_blank(text: str) -> str:
+    """`not line.strip()` (bytes.strip: space, \\t, \\n, \\r, \\v, \\f)."""
+    # trim() copies every line; only a line that starts with whitespace can be blank
+    return (f"(ascii({text}) in (9, 10, 11, 12, 13, 32) "
+            f"and trim({text}, ' \t\n\r' || chr(11) || chr(12)) = '')")
+
+
+# '2026-11-02T00:00:10.024Z' and the ISO forms around it that datetime.fromisoformat reads the same
+_TS = r"\d{4}-\d\d-\d\d[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?"
+
+
+def sql_utc(s: str) -> str:
+    """`parse_utc` of the string `s` for the common ISO-8601 forms (NULL for any other, which the
+    per-file reader then judges): naive UTC, an offset applied."""
+    offset = (f"case when regexp_matches({s}, '[+-]\\d\\d:\\d\\d$') then "
+              f"(case when substr({s}, -6, 1) = '-' then -1 else 1 end) * "
+              f"(cast(substr({s}, -5, 2) as integer) * 60 + cast(substr({s}, -2, 2) as integer)) else 0 end")
+    micros = f"coalesce(cast(rpad(nullif(regexp_extract({s}, '\\.(\\d+)', 1), ''), 6, '0') as bigint), 0)"
+    return (f"case when regexp_full_match({s}, '{_TS}') then try_cast(left({s}, 19) as timestamp) "
+            f"+ to_microseconds({micros}) - to_minutes({offset}) end")
+
+
+@dataclass(frozen=True)
+class FastReader:
+    """A source's batched reader in DuckDB SQL, for files whose every line it reads exactly as the
+    source's per-file reader would.
+
+    `stage` runs in order over the view `_fast_lines_in` (`file`, `line`, `text`: see `LineBatch`)
+    and creates temporary tables; `bad_files` selects the `file` of every line the SQL cannot vouch
+    for (a row the per-file reader would quarantine, or a value it stores otherwise): such files go
+    to the per-file reader whole. `tables` gives, per raw table, its Arrow schema and the SQL that
+    selects `file` and the table's columns from the staged tables.
+    """
+
+    stage: tuple[str, ...]
+    bad_files: str
+    tables: dict[str, tuple[pa.Schema, str]]
+    temp_tables: tuple[str, ...]

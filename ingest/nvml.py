@@ -24,7 +24,23 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.files import Parsed, RowError, iter_json_lines, optional, parse_utc, require, rows_to_table
+from ingest.files import (
+    FastReader,
+    Parsed,
+    RowError,
+    iter_json_lines,
+    json_struct,
+    optional,
+    parse_utc,
+    require,
+    rows_to_table,
+    sql_blank,
+    sql_falsy,
+    sql_object_line,
+    sql_ok,
+    sql_utc,
+    sql_value,
+)
 
 WORKLOAD_ENV_VAR = "GPULEDGER_WORKLOAD"
 RESERVED_MEMORY_BYTES = 503_316_480  # what NVML counts as used on an H100 with no process (480 MiB)
@@ -121,3 +137,76 @@ def read_nvml_file(path: Path, label: str | None = None) -> Parsed:
     parsed.tables[GPU_SAMPLES] = rows_to_table(samples, GPU_SAMPLE_SCHEMA)
     parsed.tables[PROCESSES] = rows_to_table(processes, PROCESS_SCHEMA)
     return parsed
+
+
+# --- the same rows, read in DuckDB for many files at once (ingest.load's fast path) ---------------
+
+_SAMPLE_FIELDS = {  # key -> (kind, required), in GPU_SAMPLE_SCHEMA's order
+    "ts": ("str", True), "host": ("str", True), "resource_id": ("str", False), "gpu_index": ("int32", True),
+    "gpu_uuid": ("str", True), "name": ("str", False), "mem_total_bytes": ("int", False),
+    "mem_used_bytes": ("int", False), "util_gpu_pct": ("number", False), "util_mem_pct": ("number", False),
+    "power_usage_mw": ("int", False), "total_energy_mj": ("int", False), "temp_c": ("int32", False),
+    "sm_clock_mhz": ("int32", False), "mig_mode": ("bool", False), "parent_gpu_uuid": ("str", False),
+    "mig_slices": ("int32", False), "mig_total_slices": ("int32", False),
+}
+_PROCESS_FIELDS = {"pid": ("int", True), "name": ("str", False), "used_gpu_memory_bytes": ("int", False),
+                   "container_id": ("str", False), "pod_uid": ("str", False)}
+_PLAIN = r"[ !#-\[\]-~]*"  # printable ASCII but '"' and '\': json.dumps writes it as it is
+_ENV_OBJECT = rf'\{{("{_PLAIN}":"{_PLAIN}"(,"{_PLAIN}":"{_PLAIN}")*)?\}}'
+
+
+def _fast_reader() -> FastReader:
+    columns = {"name": "gpu_name"}
+    values = ",\n".join(
+        f"{sql_value(f'j.{k}', kind)} as {columns.get(k, k)}" for k, (kind, _) in _SAMPLE_FIELDS.items() if k != "ts")
+    ok = " and ".join([sql_object_line("text"), "ts is not null",
+                       "(procs is not null)"] + [sql_ok(f"j.{k}", kind, required) for k, (kind, required)
+                                                 in _SAMPLE_FIELDS.items()])
+    lines = f"""
+        create or replace temp table _fast_nvml_lines as
+        select file, {ok} as ok, ts, {values}, procs
+        from (
+            select file, text, j, {sql_utc(sql_value('j.ts', 'str'))} as ts,
+                   case when {sql_falsy('j.processes')} then []::json[]
+                        when starts_with(cast(j.processes as varchar), '[')
+                        then from_json(j.processes, '["JSON"]') end as procs
+            from (select file, text, from_json(text, '{json_struct([*_SAMPLE_FIELDS, 'processes'])}') as j
+                  from _fast_lines_in where not {sql_blank('text')})
+        )"""
+    p_values = ",\n".join(f"{sql_value(f'q.{k}', kind)} as {'process_name' if k == 'name' else k}"
+                          for k, (kind, _) in _PROCESS_FIELDS.items())
+    p_ok = " and ".join(["coalesce(starts_with(cast(p as varchar), '{'), false)", "env_keys is not null",
+                         "len(list_distinct(env_keys)) = len(env_keys)"]
+                        + [sql_ok(f"q.{k}", kind, required) for k, (kind, required) in _PROCESS_FIELDS.items()])
+    env_text = "cast(q.env as varchar)"
+    processes = f"""
+        create or replace temp table _fast_nvml_processes as
+        select file, {p_ok} as ok, ts, host, gpu_index, gpu_uuid, {p_values},
+               case when env_keys = [] then '{{}}' else '{{' || array_to_string(list_transform(
+                   list_sort(list_zip(env_keys, env_values)), lambda e: '"' || e[1] || '":"' || e[2] || '"'), ',')
+                   || '}}' end as env_json
+        from (
+            select *, case when {sql_falsy('q.env')} then [] when regexp_full_match({env_text}, '{_ENV_OBJECT}')
+                           then regexp_extract_all({env_text}, '"({_PLAIN})":"{_PLAIN}"', 1) end as env_keys,
+                      regexp_extract_all({env_text}, '"{_PLAIN}":"({_PLAIN})"', 1) as env_values
+            from (select file, ts, host, gpu_index, gpu_uuid, p,
+                         from_json(p, '{json_struct([*_PROCESS_FIELDS, 'env'])}') as q
+                  from (select file, ts, host, gpu_index, gpu_uuid, unnest(procs) as p
+                        from _fast_nvml_lines where ok))
+        )"""
+    sample_columns = ", ".join(f.name for f in GPU_SAMPLE_SCHEMA)
+    return FastReader(
+        stage=(lines, processes),
+        bad_files="select file from _fast_nvml_lines where not coalesce(ok, false) "
+                  "union select file from _fast_nvml_processes where not coalesce(ok, false)",
+        tables={
+            GPU_SAMPLES: (GPU_SAMPLE_SCHEMA, f"select file, {sample_columns} from "
+                          "(select *, cast(len(procs) as integer) as process_count from _fast_nvml_lines)"),
+            PROCESSES: (PROCESS_SCHEMA, "select file, ts, host, gpu_index, gpu_uuid, pid, process_name, "
+                        "used_gpu_memory_bytes, container_id, pod_uid, env_json as env from _fast_nvml_processes"),
+        },
+        temp_tables=("_fast_nvml_lines", "_fast_nvml_processes"),
+    )
+
+
+FAST_READER = _fast_reader()

@@ -1,0 +1,242 @@
+"""The batched DuckDB reading of NVML and gateway files (ingest.load's fast path) against the
+per-file Python readers: the same raw rows, quarantine and bookkeeping for the same files, with
+the files the SQL cannot vouch for handed to the per-file reader whole."""
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_readers import jsonl, request, sample
+
+from ingest import gateway, load, nvml
+from ingest.landing import LocalLanding
+from ingest.load import list_files, load_files
+from ingest.warehouse import connect
+
+SOURCES = {"nvml": (nvml, nvml.read_nvml_file), "gateway": (gateway, gateway.read_gateway_file)}
+
+
+def compact(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def warehouse_state(con, module) -> dict:
+    state = {}
+    for name, (schema, _) in module.FAST_READER.tables.items():
+        columns = ", ".join([*schema.names, "_source_file"])
+        state[name] = con.execute(f"select {columns} from raw.{name} order by all").fetchall()
+    state["quarantine"] = con.execute(
+        "select source, scope, source_file, row_number, reason from raw.quarantine order by all").fetchall()
+    state["ingested"] = con.execute(
+        "select source, scope, size_bytes, sha256, rows_loaded, rows_quarantined from raw.ingested_files "
+        "order by all").fetchall()
+    return state
+
+
+def load_both_ways(tmp_path: Path, folder: Path, source: str) -> tuple[dict, dict, list[str]]:
+    """(state after the fast path, state after the per-file readers alone, files the fast path
+    handed to the per-file reader)."""
+    module, read = SOURCES[source]
+    handed: list[str] = []
+
+    def reader(path, label, key):
+        handed.append(Path(path).name)
+        return read(path, label)
+
+    states = []
+    for fast in (True, False):
+        with connect(tmp_path / f"{source}-{fast}.duckdb") as con:
+            load_files(con, source, list_files([LocalLanding(folder)], module.FILE_SUFFIXES), reader, fast=fast)
+            states.append(warehouse_state(con, module))
+        if fast:
+            fast_handed, handed = sorted(handed), []
+    return states[0], states[1], fast_handed
+
+
+# --- NVML ----------------------------------------------------------------------------------------
+
+NVML_GOOD = {  # lines the SQL reads itself: values must come out exactly as json + Python give them
+    "default": [sample()],
+    "compact": [compact(sample())],
+    "offsets": [sample(ts="2026-11-02T10:00:00+00:00"), sample(ts="2026-11-02T15:30:00.5+05:30"),
+                sample(ts="2026-11-02T01:00:00.123456-02:00"), sample(ts="2026-11-02 10:00:00"),
+                sample(ts="2026-11-02T10:00:00.1234Z")],
+    "optional fields": [sample(util_gpu_pct=97.5, util_mem_pct=None, name=None, temp_c=None),
+                        {k: v for k, v in sample().items() if k in ("ts", "host", "gpu_uuid", "gpu_index")},
+                        sample(mig_mode=True, processes=None), sample(processes={}), sample(processes=""),
+                        sample(gpu_uuid="MIG-1", parent_gpu_uuid="GPU-1", mig_slices=3, mig_total_slices=7)],
+    "environments": [sample(processes=[
+        {"pid": 1, "env": {"Z_VAR": "z", "GPULEDGER_WORKLOAD": "a b", "M": ""}},
+        {"pid": 2, "env": None}, {"pid": 3}, {"pid": 4, "env": []}, {"pid": 5, "name": "caf\u00e9"},
+        {"pid": 6, "env": {"A": "quote ' and , and }"}}])],
+    "unicode name": [sample(name="NVIDIA \u00c4 100", host="h\u00f6st")],
+    "blank lines": [sample(), b"", b"   ", sample(gpu_index=2)],
+    "no final newline": [sample(), compact(sample(gpu_index=3))],
+    "nothing": [],
+}
+NVML_BAD = {  # lines the per-file reader must judge: the whole file goes there
+    "string index": [sample(), sample(gpu_index="0")],
+    "bool number": [sample(util_gpu_pct=True)],
+    "float integer": [sample(temp_c=60.0)],
+    "missing uuid": [sample(gpu_uuid=None)],
+    "process without pid": [sample(processes=[{"name": "no pid"}])],
+    "env not strings": [sample(processes=[{"pid": 1, "env": {"A": 1}}])],
+    "env escapes": [sample(processes=[{"pid": 1, "env": {"A": 'say "hi"\n'}}])],
+    "env non-ascii": [sample(processes=[{"pid": 1, "env": {"A": "\u00e9"}}])],
+    "env repeated key": [b'{"ts":"2026-11-02T10:00:00Z","host":"h","gpu_uuid":"G","gpu_index":0,'
+                         b'"processes":[{"pid":1,"env":{"A":"x","A":"y"}}]}'],
+    "processes not a list": [sample(processes={"pid": 1})],
+    "malformed": [sample(), b"{oops", sample()],
+    "trailing comma": [b'{"ts":"2026-11-02T10:00:00Z","host":"h","gpu_uuid":"G","gpu_index":0,}'],
+    "trailing comma, spaced": [b'{"ts": "2026-11-02T10:00:00Z", "host": "h", "gpu_uuid": "G", "gpu_index": 0, }'],
+    "a list": [sample(), [1, 2]],
+    "a scalar": [sample(), 5, None],
+    "not utf-8": [sample(), b'{"ts":"2026-11-02T10:00:00Z","host":"\xff","gpu_uuid":"G","gpu_index":0}'],
+    "crlf": [compact(sample()) + b"\r", compact(sample())],
+    "date only": [sample(ts="2026-11-02")],
+    "no timestamp": [sample(ts="yesterday")],
+    "hour 24": [sample(ts="2026-11-02T24:00:00Z")],
+    "huge integer": [sample(mem_used_bytes=2**64)],
+}
+
+
+def write_case(folder: Path, name: str, lines: list, gz: bool = True) -> Path:
+    path = folder / name.replace(" ", "-").replace(",", "") / f"nvml-host-20261102T10.jsonl{'.gz' if gz else ''}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return jsonl(path, lines, gz=gz)
+
+
+def test_nvml_fast_path_gives_the_per_file_readers_rows_and_hands_over_what_it_cannot_vouch_for(tmp_path):
+    folder = tmp_path / "landing"
+    for name, lines in {**NVML_GOOD, **NVML_BAD}.items():
+        if name != "huge integer":  # the per-file reader fails on it (an Arrow overflow), as it did before
+            write_case(folder, name, lines)
+    write_case(folder, "plain text file", [sample(), b"", sample(gpu_index=5)], gz=False)
+    data = gzip.compress(b"".join(compact(sample(gpu_index=i)) + b"\n" for i in range(50)))
+    cut = folder / "truncated" / "nvml-host-20261102T10.jsonl.gz"
+    cut.parent.mkdir()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    fast, per_file, handed = load_both_ways(tmp_path, folder, "nvml")
+    assert fast == per_file
+    assert len(handed) == len(NVML_BAD)  # every bad case and the truncated file, no good one
+    assert fast["quarantine"] and fast[nvml.GPU_SAMPLES] and fast[nvml.PROCESSES]
+
+
+def test_a_huge_integer_still_goes_to_the_per_file_reader(tmp_path):
+    folder = tmp_path / "landing"
+    write_case(folder, "huge", [sample(mem_used_bytes=2**64)])
+    with connect(tmp_path / "wh.duckdb") as con, pytest.raises(OverflowError):
+        load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
+                   lambda path, label, key: nvml.read_nvml_file(path, label))
+
+
+# --- gateway ---------------------------------------------------------------------------------------
+
+GATEWAY_GOOD = {
+    "default": [request(), compact(request(request_id="c"))],
+    "usage shapes": [
+        request(usage={"input_tokens": 50, "output_tokens": 7, "input_tokens_details": {"cached_tokens": 10}}),
+        request(usage={"prompt_tokens": 33, "total_tokens": 33}), request(status=500, usage=None),
+        request(usage={"prompt_tokens": None, "input_tokens": 5, "prompt_tokens_details": {},
+                       "input_tokens_details": {"cached_tokens": 5}}),
+        request(usage={"prompt_tokens": 5, "prompt_tokens_details": None}), {"ts": "2026-11-02T10:00:00Z",
+                                                                             "request_id": "x", "model": "m"}],
+    "keys": [request(api_key_hash="sk-live-123"), request(api_key_hash=""), request(api_key_hash=None)],
+    "metadata": [request(metadata={"feature": "chat", "pr": 48213, "ok": True, "n": None, "trace": {"id": 1},
+                                   "prompt_text": "secret", "user_input": "secret", "list": [1]}),
+                 request(metadata={}), request(metadata={"messages": "x"}), request(metadata=None),
+                 request(metadata={"key": "sk-abc", "long": "x" * 300, "q": 'a "quoted" \\ value'}),
+                 request(metadata={"b": "2", "a": "1", "C": -3})],
+    "fields": [request(endpoint="/v1/embeddings", deployment="d", api_base="http://x/v1", stream=True,
+                       latency_ms=12, user="\u00fcser"), request(latency_ms=1.5, status=None)],
+    "blank lines": [request(), b"", request(request_id="after-blank")],
+}
+GATEWAY_BAD = {
+    "string status": [request(status="200")],
+    "negative tokens": [request(usage={"prompt_tokens": -1})],
+    "bool tokens": [request(usage={"prompt_tokens": True})],
+    "cached over prompt": [request(usage={"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 9}})],
+    "usage not an object": [request(usage=[1])],
+    "details not an object": [request(usage={"prompt_tokens": 5, "prompt_tokens_details": 3})],
+    "metadata not an object": [request(metadata="x")],
+    "metadata float": [request(metadata={"score": 0.5})],
+    "metadata non-ascii": [request(metadata={"city": "K\u00f6ln"})],
+    "metadata newline": [request(metadata={"note": "a\nb"})],
+    "metadata repeated key": [b'{"ts":"2026-11-02T10:00:00Z","request_id":"r","model":"m",'
+                              b'"metadata":{"a":"1","a":"2"}}'],
+    "no request id": [request(request_id=None)],
+    "malformed": [request(), b"{oops"],
+}
+
+
+def write_gateway(folder: Path, name: str, lines: list) -> Path:
+    path = folder / f"gateway-{name.replace(' ', '-')}-20261102T10.jsonl.gz"
+    folder.mkdir(parents=True, exist_ok=True)
+    return jsonl(path, lines, gz=True)
+
+
+def test_gateway_fast_path_gives_the_per_file_readers_rows_and_hands_over_what_it_cannot_vouch_for(tmp_path):
+    folder = tmp_path / "landing"
+    for name, lines in {**GATEWAY_GOOD, **GATEWAY_BAD}.items():
+        write_gateway(folder, name, lines)
+    fast, per_file, handed = load_both_ways(tmp_path, folder, "gateway")
+    assert fast == per_file
+    assert len(handed) == len(GATEWAY_BAD)
+    rows = fast[gateway.REQUESTS]
+    assert not any("secret" in str(r) or "sk-" in str(r) for r in rows)
+    line_numbers = {r[1]: r[16] for r in rows if r[1] == "after-blank"}
+    assert line_numbers == {"after-blank": 3}
+
+
+# --- batches and bookkeeping ---------------------------------------------------------------------------
+
+def test_one_bad_file_in_a_batch_loads_the_others_and_reruns_change_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(load, "BATCH_FILES", 4)
+    folder = tmp_path / "landing"
+    for i in range(10):
+        write_case(folder, f"host{i}", [sample(host=f"h{i}", gpu_index=j) for j in range(3)]
+                   + ([b"{oops"] if i == 6 else []))
+    files = list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES)
+    read = []
+
+    def reader(path, label, key):
+        read.append(label)
+        return nvml.read_nvml_file(path, label)
+
+    with connect(tmp_path / "wh.duckdb") as con:
+        report = load_files(con, "nvml", files, reader)
+        assert (report.loaded, report.rows[nvml.GPU_SAMPLES], report.rows[nvml.PROCESSES], report.quarantined) == (
+            10, 30, 60, 1)
+        assert [Path(r).parent.name for r in read] == ["host6"]
+        first = warehouse_state(con, nvml)
+        assert first["quarantine"][0][3:] == (4, "malformed JSON: Expecting property name enclosed in double "
+                                                 "quotes at column 2")
+        again = load_files(con, "nvml", files, reader)
+        assert (again.loaded, again.unchanged) == (0, 10)
+        assert warehouse_state(con, nvml) == first
+
+        # host2 is re-delivered with one sample less: it replaces its own rows and nothing else
+        write_case(folder, "host2", [sample(host="h2", gpu_index=0), sample(host="h2", gpu_index=1)])
+        # a copy of host3 under another name is quarantined, not counted twice
+        shutil.copytree(folder / "host3", folder / "host3-copy")
+        third = load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES), reader)
+        assert (third.loaded, third.unchanged, third.rows[nvml.GPU_SAMPLES], third.quarantined) == (2, 9, 2, 1)
+        hosts = dict(con.execute("select host, count(*) from raw.nvml_gpu_samples group by host").fetchall())
+        assert hosts == {f"h{i}": 2 if i == 2 else 3 for i in range(10)}
+        assert con.execute("select count(*) from raw.nvml_processes where host = 'h2'").fetchone() == (4,)
+        reasons = [r[4] for r in warehouse_state(con, nvml)["quarantine"]]
+        assert any(r.startswith("duplicate of ") and r.endswith("(same bytes): not loaded again") for r in reasons)
+        rows_loaded = dict(con.execute("select scope, rows_loaded from raw.ingested_files").fetchall())
+        assert rows_loaded[str(folder / "host2" / "nvml-host-20261102T10.jsonl.gz")] == 6  # 2 samples + 4 processes
+
+
+def test_two_copies_in_one_batch_load_once(tmp_path):
+    folder = tmp_path / "landing"
+    write_case(folder, "a", [sample()])
+    shutil.copytree(folder / "a", folder / "b")
+    with connect(tmp_path / "wh.duckdb") as con:
+        report = load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
+                            lambda path, label, key: nvml.read_nvml_file(path, label))
+        assert (report.loaded, report.rows[nvml.GPU_SAMPLES], report.quarantined) == (2, 1, 1)
