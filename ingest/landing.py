@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -37,6 +37,7 @@ class LandingFile:
     size: int
     version: str  # S3: the ETag without quotes; local: the content's sha256 (or size:mtime, when listed quickly)
     modified: float = 0.0  # POSIX seconds (S3 LastModified or st_mtime): which manifest is newest
+    hashed: bool = True  # False: a local file listed quickly, `version` is size:mtime_ns (see `hashed_version`)
 
 
 class Landing(Protocol):
@@ -87,6 +88,11 @@ def _check_key(key: str) -> None:
                          "without empty, '.' or '..' parts")
 
 
+def hashed_version(landing: Landing, f: LandingFile) -> LandingFile:
+    """The file with its content's sha256 as its version, if it was listed quickly."""
+    return f if f.hashed else replace(f, version=fingerprint(landing.local_path(f)).sha256, hashed=True)
+
+
 def _wanted(name: str, suffixes: tuple[str, ...]) -> bool:
     return name.endswith(suffixes) and not name.endswith(IN_PROGRESS)
 
@@ -108,7 +114,7 @@ class LocalLanding:
                 stat = path.stat()
                 version = fingerprint(path).sha256 if hash_content else f"{stat.st_size}:{stat.st_mtime_ns}"
                 files.append(LandingFile(path.relative_to(self.root).as_posix(), stat.st_size, version,
-                                         stat.st_mtime))
+                                         stat.st_mtime, hash_content))
         return sorted(files, key=lambda f: f.key)
 
     def local_path(self, f: LandingFile) -> Path:

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 
 from ingest import aws_cur, gateway, nvml
 from ingest.files import FastReader, Parsed, read_line_batch
-from ingest.landing import Landing, LandingFile
-from ingest.warehouse import RAW, already_ingested, ensure_raw_table, load_parsed, replacing, utc_now
+from ingest.landing import Landing, LandingFile, hashed_version
+from ingest.warehouse import INGESTED_COLUMNS, RAW, already_ingested, ensure_raw_table, load_parsed, replacing, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,11 @@ def label(landing: Landing, f: LandingFile) -> str:
 
 
 def list_files(landings: Iterable[Landing], suffixes: tuple[str, ...]) -> list[tuple[Landing, LandingFile]]:
-    """Complete files of the landing zones; a collector's in-progress `.tmp` files never match."""
-    return [(landing, f) for landing in landings for f in landing.list(suffixes)]
+    """Complete files of the landing zones; a collector's in-progress `.tmp` files never match.
+
+    Local files are listed by size and mtime, not hashed: `load_files` hashes only those it has
+    not loaded with that size and mtime, so a run over a year of files reads only the new ones."""
+    return [(landing, f) for landing in landings for f in landing.list(suffixes, hash_content=False)]
 
 
 # Sources whose files are also read many at a time in DuckDB (`FastReader`), the per-file reader
@@ -116,28 +119,40 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
 
     def one_file(landing: Landing, f: LandingFile, name: str) -> None:
         parsed = reader(landing.local_path(f), name, f.key)
-        load_parsed(con, source, parsed, name, {"_source_file": name}, f.size, f.version)
+        load_parsed(con, source, parsed, name, {"_source_file": name}, f.size, f.version, listed.get(name))
         report.add(parsed)
-        known.record(name, f.version, parsed.rows)
+        known.record(name, f.version, parsed.rows, listed.get(name))
 
     def flush() -> None:
         if batch:
-            for landing, f, name in load_batch(con, source, fast_reader, batch, known, report):
+            for landing, f, name in load_batch(con, source, fast_reader, batch, known, report, listed):
                 one_file(landing, f, name)
             batch.clear()
 
+    listed: dict[str, str] = {}  # label -> size:mtime_ns of the files listed quickly
+
     def consider(landing: Landing, f: LandingFile, name: str) -> None:
+        if not f.hashed:
+            if known.listed.get(name) == f.version:
+                report.unchanged += 1
+                return
+            listed[name] = f.version
+            f = hashed_version(landing, f)
         if known.sha256.get(name) == f.version:
             report.unchanged += 1
+            if name in listed:  # the same bytes, touched: remember the new mtime
+                con.execute(f"update {RAW}.ingested_files set listed_version = ? where source = ? and scope = ?",
+                            [listed[name], source, name])
+                known.listed[name] = listed[name]
             return
         if any(g.version == f.version for _, g, _ in batch):
             flush()  # a copy is judged once its original has loaded
         if original := known.duplicate_of(name, f.version):
             parsed = Parsed(name)
             parsed.reject(None, f"duplicate of {original} (same bytes): not loaded again")
-            load_parsed(con, source, parsed, name, {"_source_file": name}, f.size, f.version)
+            load_parsed(con, source, parsed, name, {"_source_file": name}, f.size, f.version, listed.get(name))
             report.add(parsed)
-            known.record(name, f.version, 0)
+            known.record(name, f.version, 0, listed.get(name))
         elif fast_reader is None:
             one_file(landing, f, name)
         else:
@@ -163,21 +178,27 @@ class Ingested:
 
     sha256: dict[str, str]
     with_rows: dict[str, set[str]]  # sha256 -> scopes that loaded rows with those bytes
+    listed: dict[str, str]  # scope -> size:mtime_ns of the local file when it was loaded
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, source: str) -> Ingested:
-        known = cls({}, {})
-        for scope, sha, rows in con.execute(
-                f"select scope, sha256, rows_loaded from {RAW}.ingested_files where source = ?", [source]).fetchall():
-            known.record(scope, sha, rows)
+        known = cls({}, {}, {})
+        for scope, sha, rows, listed in con.execute(
+                f"select scope, sha256, rows_loaded, listed_version from {RAW}.ingested_files where source = ?",
+                [source]).fetchall():
+            known.record(scope, sha, rows, listed)
         return known
 
-    def record(self, scope: str, sha256: str, rows: int) -> None:
+    def record(self, scope: str, sha256: str, rows: int, listed: str | None = None) -> None:
         if (old := self.sha256.get(scope)) is not None:
             self.with_rows.get(old, set()).discard(scope)
         self.sha256[scope] = sha256
         if rows > 0:
             self.with_rows.setdefault(sha256, set()).add(scope)
+        if listed is None:
+            self.listed.pop(scope, None)
+        else:
+            self.listed[scope] = listed
 
     def duplicate_of(self, scope: str, sha256: str) -> str | None:
         """Another file of the source with the same bytes that loaded rows (`warehouse.duplicate_of`)."""
@@ -225,7 +246,7 @@ def _stage(con: duckdb.DuckDBPyConnection, fast: FastReader, lines: pa.Table, fi
 
 def load_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
                batch: list[tuple[Landing, LandingFile, str]], known: Ingested,
-               report: LoadReport) -> list[tuple[Landing, LandingFile, str]]:
+               report: LoadReport, listed: dict[str, str]) -> list[tuple[Landing, LandingFile, str]]:
     """Read a batch of files in DuckDB and load the good ones in one transaction; the files left
     for the per-file reader, in batch order."""
     lines = read_line_batch([landing.local_path(f) for landing, f, _ in batch])
@@ -234,7 +255,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
     good = [i for i in range(len(batch)) if i not in bad]
     del lines
     if good:
-        _insert_batch(con, source, fast, [(i, *batch[i]) for i in good], known, report)
+        _insert_batch(con, source, fast, [(i, *batch[i]) for i in good], known, report, listed)
     for name in fast.temp_tables:
         con.execute(f"drop table if exists {name}")
     return [batch[i] for i in sorted(bad)]
@@ -313,7 +334,8 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
 
 
 def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
-                  good: list[tuple[int, Landing, LandingFile, str]], known: Ingested, report: LoadReport) -> None:
+                  good: list[tuple[int, Landing, LandingFile, str]], known: Ingested, report: LoadReport,
+                  listed: dict[str, str]) -> None:
     """One transaction: the batch's staged rows of `good` files replace what those files loaded
     before, and each file's fingerprint and row count are recorded (what `replacing` does per file)."""
     now = utc_now()
@@ -341,8 +363,9 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
             con.execute(f"delete from {RAW}.quarantine where source = ? and scope in (select unnest(?))",
                         [source, replaced])
         con.executemany(
-            f"insert or replace into {RAW}.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
-            [[source, name, f.size, f.version, sum(counts[i].values()), 0, now] for i, _, f, name in good])
+            f"insert or replace into {RAW}.ingested_files ({INGESTED_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[source, name, f.size, f.version, sum(counts[i].values()), 0, now, listed.get(name)]
+             for i, _, f, name in good])
         con.commit()
     except BaseException:
         con.rollback()
@@ -352,4 +375,4 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
     for i, _, f, name in good:
         report.loaded += 1
         report.rows.update({table: counts[i].get(table, 0) for table in fast.tables})
-        known.record(name, f.version, sum(counts[i].values()))
+        known.record(name, f.version, sum(counts[i].values()), listed.get(name))

@@ -167,32 +167,29 @@ def _fast_reader() -> FastReader:
         select file, {ok} as ok, ts, {values}, procs
         from (
             select file, text, j, {sql_utc(sql_value('j.ts', 'str'))} as ts,
-                   case when {sql_falsy('j.processes')} then []::json[]
+                   case when {sql_falsy('j.processes')} then []
                         when starts_with(cast(j.processes as varchar), '[')
-                        then from_json(j.processes, '["JSON"]') end as procs
+                        then from_json(j.processes, '[{json_struct([*_PROCESS_FIELDS, 'env'])}]') end as procs
             from (select file, text, from_json(text, '{json_struct([*_SAMPLE_FIELDS, 'processes'])}') as j
                   from _fast_lines_in where not {sql_blank('text')})
         )"""
     p_values = ",\n".join(f"{sql_value(f'q.{k}', kind)} as {'process_name' if k == 'name' else k}"
                           for k, (kind, _) in _PROCESS_FIELDS.items())
-    p_ok = " and ".join(["coalesce(starts_with(cast(p as varchar), '{'), false)", "env_keys is not null",
-                         "len(list_distinct(env_keys)) = len(env_keys)"]
+    # A process entry that is not an object reads as all NULL: no pid, so its file goes to the per-file reader.
+    p_ok = " and ".join(["env_keys is not null", "len(list_distinct(env_keys)) = len(env_keys)"]
                         + [sql_ok(f"q.{k}", kind, required) for k, (kind, required) in _PROCESS_FIELDS.items()])
     env_text = "cast(q.env as varchar)"
     processes = f"""
         create or replace temp table _fast_nvml_processes as
         select file, {p_ok} as ok, ts, host, gpu_index, gpu_uuid, {p_values},
-               case when env_keys = [] then '{{}}' else '{{' || array_to_string(list_transform(
-                   list_sort(list_zip(env_keys, env_values)), lambda e: '"' || e[1] || '":"' || e[2] || '"'), ',')
-                   || '}}' end as env_json
+               case when env_keys = [] then '{{}}' when env_keys = list_sort(env_keys) then {env_text}
+                    else '{{' || array_to_string(list_transform(list_sort(list_zip(env_keys, regexp_extract_all(
+                        {env_text}, '"{_PLAIN}":"({_PLAIN})"', 1))), lambda e: '"' || e[1] || '":"' || e[2] || '"'),
+                        ',') || '}}' end as env_json
         from (
             select *, case when {sql_falsy('q.env')} then [] when regexp_full_match({env_text}, '{_ENV_OBJECT}')
-                           then regexp_extract_all({env_text}, '"({_PLAIN})":"{_PLAIN}"', 1) end as env_keys,
-                      regexp_extract_all({env_text}, '"{_PLAIN}":"({_PLAIN})"', 1) as env_values
-            from (select file, ts, host, gpu_index, gpu_uuid, p,
-                         from_json(p, '{json_struct([*_PROCESS_FIELDS, 'env'])}') as q
-                  from (select file, ts, host, gpu_index, gpu_uuid, unnest(procs) as p
-                        from _fast_nvml_lines where ok))
+                           then regexp_extract_all({env_text}, '"({_PLAIN})":"{_PLAIN}"', 1) end as env_keys
+            from (select file, ts, host, gpu_index, gpu_uuid, unnest(procs) as q from _fast_nvml_lines where ok)
         )"""
     sample_columns = ", ".join(f.name for f in GPU_SAMPLE_SCHEMA)
     return FastReader(

@@ -40,7 +40,11 @@ create table if not exists {RAW}.ingested_files (
     ingested_at timestamp not null,
     primary key (source, scope)
 );
+-- size:mtime_ns of a local file when it was loaded: a file listed again unchanged is not read
+-- (nor hashed) again. Added after the first release: warehouses made before get it here.
+alter table {RAW}.ingested_files add column if not exists listed_version varchar;
 """
+INGESTED_COLUMNS = "source, scope, size_bytes, sha256, rows_loaded, rows_quarantined, ingested_at, listed_version"
 
 
 @contextmanager
@@ -128,6 +132,7 @@ def replacing(
     size_bytes: int,
     sha256: str,
     tables: Iterable[str],
+    listed_version: str | None = None,
 ) -> Iterator[Callable[[str, pa.Table], None]]:
     """One transaction that replaces what `scope` (a file, or a billing delivery) loaded before: it
     clears the scope's rows from `tables`, yields `insert(table_name, rows)` for the new rows (as
@@ -173,8 +178,8 @@ def replacing(
                 [[source, scope, q.source_file, q.row_number, q.reason, now] for q in parsed.quarantined],
             )
         con.execute(
-            f"insert or replace into {RAW}.ingested_files values (?, ?, ?, ?, ?, ?, ?)",
-            [source, scope, size_bytes, sha256, rows, len(parsed.quarantined), now],
+            f"insert or replace into {RAW}.ingested_files ({INGESTED_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [source, scope, size_bytes, sha256, rows, len(parsed.quarantined), now, listed_version],
         )
         con.commit()
     except BaseException:
@@ -183,9 +188,11 @@ def replacing(
 
 
 def load_parsed(con: duckdb.DuckDBPyConnection, source: str, parsed: Parsed, scope: str,
-                scope_columns: Mapping[str, str], size_bytes: int, sha256: str) -> None:
+                scope_columns: Mapping[str, str], size_bytes: int, sha256: str,
+                listed_version: str | None = None) -> None:
     """Replace what `scope` loaded before with `parsed`'s tables, quarantine and fingerprint."""
-    with replacing(con, source, parsed, scope, scope_columns, size_bytes, sha256, parsed.tables) as insert:
+    with replacing(con, source, parsed, scope, scope_columns, size_bytes, sha256, parsed.tables,
+                   listed_version) as insert:
         for name, table in parsed.tables.items():
             insert(name, table)
 

@@ -4,6 +4,7 @@ the files the SQL cannot vouch for handed to the per-file reader whole."""
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -240,3 +241,57 @@ def test_two_copies_in_one_batch_load_once(tmp_path):
         report = load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
                             lambda path, label, key: nvml.read_nvml_file(path, label))
         assert (report.loaded, report.rows[nvml.GPU_SAMPLES], report.quarantined) == (2, 1, 1)
+
+
+# --- listing: what was loaded with the same size and mtime is not read again ------------------------
+
+def test_a_run_with_no_new_files_hashes_nothing_and_a_touched_file_is_hashed_once(tmp_path, monkeypatch):
+    import ingest.landing
+
+    folder = tmp_path / "landing"
+    for i in range(3):
+        write_case(folder, f"host{i}", [sample(host=f"h{i}")])
+    hashed = []
+    fingerprint = ingest.landing.fingerprint
+    monkeypatch.setattr(ingest.landing, "fingerprint",
+                        lambda path: hashed.append(path.parent.name) or fingerprint(path))
+
+    def run(con):
+        return load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
+                          lambda path, label, key: nvml.read_nvml_file(path, label))
+
+    with connect(tmp_path / "wh.duckdb") as con:
+        assert run(con).loaded == 3 and len(hashed) == 3
+        hashed.clear()
+        assert (run(con).unchanged, hashed) == (3, [])
+        touched = folder / "host1" / "nvml-host-20261102T10.jsonl.gz"
+        os.utime(touched, (1e9, 1e9))
+        again = run(con)
+        assert (again.loaded, again.unchanged, hashed) == (0, 3, ["host1"])  # same bytes: not loaded again
+        hashed.clear()
+        assert (run(con).unchanged, hashed) == (3, [])
+        write_case(folder, "host1", [sample(host="h1"), sample(host="h1", gpu_index=2)])
+        changed = run(con)
+        assert (changed.loaded, changed.rows[nvml.GPU_SAMPLES], hashed) == (1, 2, ["host1"])
+
+
+def test_a_warehouse_made_before_listed_versions_gets_the_column(tmp_path):
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema raw")
+        con.execute("""create table raw.ingested_files (source varchar not null, scope varchar not null,
+                       size_bytes bigint not null, sha256 varchar not null, rows_loaded bigint not null,
+                       rows_quarantined bigint not null, ingested_at timestamp not null,
+                       primary key (source, scope))""")
+        con.execute("insert into raw.ingested_files values ('nvml', 'x', 1, 'abc', 1, 0, now())")
+    with connect(db) as con:
+        assert con.execute("select scope, listed_version from raw.ingested_files").fetchall() == [("x", None)]
+        folder = tmp_path / "landing"
+        write_case(folder, "a", [sample()])
+        report = load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
+                            lambda path, label, key: nvml.read_nvml_file(path, label))
+        assert report.loaded == 1
+        listed = con.execute("select count(*) from raw.ingested_files where listed_version is not null").fetchone()
+        assert listed == (1,)
