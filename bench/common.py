@@ -302,3 +302,48 @@ def add_workdir_options(parser: argparse.ArgumentParser, kept: str, dbt: bool = 
     if dbt:
         parser.add_argument("--dbt", choices=("build", "run"), default="build",
                             help="dbt build (models and their tests, the default) or run (models only)")
+
+
+class LoadTimes:
+    """Where `ingest.load.load_files` spends its time: reading the batches' lines (gunzip, split),
+    DuckDB's parse of them, DuckDB's insert and commit, and the per-file reader (the files the
+    SQL handed over). Wraps the module's functions while in use."""
+
+    PARTS = (("read_line_batch", "lines"), ("_stage", "parse (DuckDB)"), ("_insert_batch", "insert + commit"))
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.fallback_files = 0
+
+    def reader(self, read: Callable[..., T]) -> Callable[..., T]:
+        def timed(*args: object) -> T:
+            self.fallback_files += 1
+            return self._time("per-file reader", read, *args)
+        return timed
+
+    def _time(self, name: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def __enter__(self) -> LoadTimes:
+        import ingest.load
+
+        self._saved = {attr: getattr(ingest.load, attr) for attr, _ in self.PARTS}
+        for attr, name in self.PARTS:
+            setattr(ingest.load, attr, lambda *a, _f=self._saved[attr], _n=name, **k: self._time(_n, _f, *a, **k))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import ingest.load
+
+        for attr, fn in self._saved.items():
+            setattr(ingest.load, attr, fn)
+
+    def line(self, total: float) -> str:
+        parts = [f"{name} {s:.1f} s" for name, s in self.seconds.items()]
+        rest = total - sum(self.seconds.values())
+        return (f"load_files {total:.1f} s: " + ", ".join(parts) + f", the rest {rest:.1f} s "
+                f"(listing bookkeeping, progress); {self.fallback_files} files read by the per-file reader")

@@ -25,9 +25,9 @@ models and deployments, against one bare DuckDB query over the same files.
    needs declared) that computes requests, input, cached and output tokens per model x team x
    hour, the team by joining the API key alias to the same key -> team mapping the config gives
    the warehouse (`config.team_identities`). It runs before the pipeline, on a warm page cache.
-4. The pipeline, into a fresh DuckDB file, as the Dagster assets do it: `ingest_gateway` (list and
-   fingerprint the landing folder with `LocalLanding`, then `load_files` with
-   `gateway.read_gateway_file` into raw.gateway_requests); the config tables and every other
+4. The pipeline, into a fresh DuckDB file, as the Dagster assets do it: `ingest_gateway` (list
+   the landing folder with `LocalLanding`, then `load_files`, which reads the files in DuckDB,
+   into raw.gateway_requests); the config tables and every other
    source's raw table, empty; then, as a child process with the project's profile,
    `dbt build --select +unit_economics_daily` (staging, int_requests, int_requests_attributed,
    int_request_deployments, int_inference_allocation, the ledger and the mart, and their tests).
@@ -64,6 +64,7 @@ import telemetry
 from billing import random_strings
 from common import (
     REPO,
+    LoadTimes,
     Quiet,
     Stage,
     add_workdir_options,
@@ -83,7 +84,6 @@ from common import (
 from ingest import gateway, nvml
 from ingest.config import Config, OnPrem, OnPremAsset, Site, Team
 from ingest.config_tables import team_identities_table
-from ingest.files import Parsed
 from ingest.landing import LocalLanding
 from ingest.load import list_files, load_files
 from ingest.warehouse import connect, ensure_raw_table
@@ -447,27 +447,18 @@ def reference(files: Sequence[Path], cfg: Config) -> Totals:
 class Load:
     requests: int
     files: int
-    parsing: float  # of the load, seconds in read_gateway_file; the rest is DuckDB (delete, insert, bookkeeping)
 
 
-def ingest_gateway(db: Path, files: list) -> Load:
+def ingest_gateway(db: Path, files: list, times: LoadTimes) -> Load:
     """What the ingest_gateway asset does with its listed files: `load_files` in listing order,
-    with the reader timed apart."""
-    parsing = 0.0
-
-    def reader(path: Path, label: str, key: str) -> Parsed:
-        nonlocal parsing
-        t0 = time.perf_counter()
-        parsed = gateway.read_gateway_file(path, label)
-        parsing += time.perf_counter() - t0
-        return parsed
-
-    with connect(db) as con:
+    with its parts timed (`LoadTimes`)."""
+    reader = times.reader(lambda path, label, key: gateway.read_gateway_file(path, label))
+    with connect(db) as con, times:
         report = load_files(con, "gateway", files, reader, progress=lambda _: None)
         ensure_raw_table(con, gateway.REQUESTS, gateway.REQUEST_SCHEMA, ["_source_file"])
     if report.quarantined:
         raise RuntimeError(f"the generated files had quarantined rows: {report.problems}")
-    return Load(report.rows[gateway.REQUESTS], report.loaded, parsing)
+    return Load(report.rows[gateway.REQUESTS], report.loaded)
 
 
 def fleet_setup(db: Path, root: Path, gpus: int, interval: int, cfg: Config) -> tuple[int, int]:
@@ -594,9 +585,9 @@ def bench(work: Path, args: argparse.Namespace) -> int:
         lambda: fleet_setup(db, work / "telemetry", args.fleet_gpus, args.fleet_interval, cfg))
     print(f"fleet: {args.fleet_gpus} GPUs on {len(fleet.hosts)} hosts, {samples:,} samples, {holders} holder "
           f"signatures, in {fleet_stage.seconds:.1f} s", flush=True)
-    files, listing = measure("list + fingerprint files", lambda: list_files([LocalLanding(gw.root)],
-                                                                             gateway.FILE_SUFFIXES))
-    loaded, load = measure("load_files(read_gateway_file) -> raw", lambda: ingest_gateway(db, files),
+    files, listing = measure("list files", lambda: list_files([LocalLanding(gw.root)], gateway.FILE_SUFFIXES))
+    times = LoadTimes()
+    loaded, load = measure("load_files (DuckDB batches) -> raw", lambda: ingest_gateway(db, files, times),
                            release_arrow=True)
     print(f"ingestion done in {listing.seconds + load.seconds:.1f} s", flush=True)
     _, prep = measure(SETUP, lambda: setup(db, cfg))
@@ -618,9 +609,7 @@ def bench(work: Path, args: argparse.Namespace) -> int:
           f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}); dbt child {gib(dbt.peak_rss)}, "
           f"{dbt.cpu_seconds:.1f} s CPU in {dbt.seconds:.1f} s wall")
     print(f"DuckDB warehouse {mib(db.stat().st_size)}; {loaded.requests:,} rows from {loaded.files} files")
-    in_duckdb = load.seconds - loaded.parsing
-    print(f"load_files: {loaded.parsing:.1f} s in read_gateway_file (parsing, {gw.requests / loaded.parsing:,.0f} "
-          f"requests/s), {in_duckdb:.1f} s in the rest (DuckDB delete + insert + bookkeeping per file)")
+    print(times.line(load.seconds))
     print(dbt_node_line(work, 8))
     ok, lines = compare(db, ref_totals, gw)
     print("\n".join(lines))

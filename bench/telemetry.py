@@ -19,12 +19,13 @@ against one bare DuckDB query over the same files.
    energy-counter rises since each GPU's previous sample (power x time where the counter went
    backwards or is missing, nothing across gaps over 60 s), and writes it to a table in its own
    DuckDB file. It has no MIG handling and no de-duplication: the generated fleet needs neither.
-3. The pipeline, into a fresh DuckDB file, as the Dagster assets do it: `ingest_nvml` (list and
-   fingerprint the landing folder with `LocalLanding`, then `load_files` with
-   `nvml.read_nvml_file` into raw.nvml_gpu_samples and raw.nvml_processes); the config tables
+3. The pipeline, into a fresh DuckDB file, as the Dagster assets do it: `ingest_nvml` (list the
+   landing folder with `LocalLanding`, then `load_files`, which reads the files in batches in
+   DuckDB, into raw.nvml_gpu_samples and raw.nvml_processes); the config tables
    and the other sources' empty raw tables; `process_workloads` (holder signatures resolved
    against the config's workload rules); then, as a child process with the project's profile,
-   `dbt build --select +int_gpu_hours_observed +int_gpu_hour_occupancy`.
+   `dbt build --select +int_gpu_hours_observed +int_gpu_hour_occupancy`. The next ingest run with
+   no new file (list and load again: every file skipped) is timed on its own line, not in the total.
 4. Prints the input (samples, process rows, files, bytes), wall time, samples/s and the ratio to
    the reference per stage, peak RSS of this process per stage and of the dbt child (wait4 on
    that child alone), the slowest dbt nodes, and whether int_gpu_hours_observed agrees with the
@@ -56,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from common import (
+    LoadTimes,
     Quiet,
     Stage,
     add_workdir_options,
@@ -74,7 +76,6 @@ from common import (
 
 from ingest import nvml
 from ingest.config import Config, Team, Workload, WorkloadMatch
-from ingest.files import Parsed
 from ingest.landing import LocalLanding
 from ingest.load import list_files, load_files
 from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table
@@ -435,35 +436,36 @@ LOAD_PARTS = 8
 class LoadPart:
     samples: int
     seconds: float
-    parsing: float  # of which in read_nvml_file; the rest is DuckDB (delete, insert, bookkeeping)
 
 
-def ingest(db: Path, files: list) -> list[LoadPart]:
+def ingest(db: Path, files: list, times: LoadTimes) -> list[LoadPart]:
     """What the ingest_nvml asset does with its listed files: `load_files` over them in listing
-    order, called on each eighth of the list in turn (each file is loaded on its own either
-    way) to see whether loading slows as the raw tables grow, with the reader timed apart."""
+    order, called on each eighth of the list in turn to see whether loading slows as the raw tables
+    grow, with its parts timed (`LoadTimes`)."""
     parts = []
-    parsing = 0.0
-
-    def reader(path: Path, label: str, key: str) -> Parsed:
-        nonlocal parsing
-        t0 = time.perf_counter()
-        parsed = nvml.read_nvml_file(path, label)
-        parsing += time.perf_counter() - t0
-        return parsed
-
-    with connect(db) as con:
+    reader = times.reader(lambda path, label, key: nvml.read_nvml_file(path, label))
+    with connect(db) as con, times:
         for i in range(LOAD_PARTS):
             part = files[len(files) * i // LOAD_PARTS:len(files) * (i + 1) // LOAD_PARTS]
-            t0, parsing = time.perf_counter(), 0.0
+            t0 = time.perf_counter()
             report = load_files(con, "nvml", part, reader, progress=lambda _: None)
-            parts.append(LoadPart(report.rows[nvml.GPU_SAMPLES], time.perf_counter() - t0, parsing))
+            parts.append(LoadPart(report.rows[nvml.GPU_SAMPLES], time.perf_counter() - t0))
             if report.quarantined:
                 raise RuntimeError(f"the generated files had quarantined rows: {report.problems}")
         for name in (nvml.GPU_SAMPLES, nvml.PROCESSES):
             ensure_raw_table(con, name, nvml.GPU_SAMPLE_SCHEMA if name == nvml.GPU_SAMPLES else nvml.PROCESS_SCHEMA,
                              ["_source_file"])
     return parts
+
+
+def ingest_again(db: Path, root: Path) -> int:
+    """The next run with no new file: list, and skip every file as unchanged."""
+    with connect(db) as con:
+        report = load_files(con, "nvml", list_landing(root), lambda path, label, key: nvml.read_nvml_file(path, label),
+                            progress=lambda _: None)
+    if report.unchanged != report.seen:
+        raise RuntimeError(f"a re-run loaded files again: {report.summary()}")
+    return report.seen
 
 
 def process_workloads(db: Path, cfg: Config) -> tuple[int, int]:
@@ -573,11 +575,13 @@ def bench(work: Path, args: argparse.Namespace) -> int:
     db, ref_db = work / "warehouse.duckdb", work / "reference.duckdb"
     _, ref = measure("reference: read_ndjson -> GPU-hours", lambda: reference(telemetry.files, ref_db))
     print(f"reference done in {ref.seconds:.1f} s", flush=True)
-    files, listing = measure("list + fingerprint files", lambda: list_landing(telemetry.root))
-    parts, load = measure("load_files(read_nvml_file) -> raw", lambda: ingest(db, files))
+    files, listing = measure("list files", lambda: list_landing(telemetry.root))
+    times = LoadTimes()
+    parts, load = measure("load_files (DuckDB batches) -> raw", lambda: ingest(db, files, times))
     print(f"ingestion done in {listing.seconds + load.seconds:.1f} s", flush=True)
     _, setup = measure(SETUP, lambda: prepare_warehouse(db, cfg, loaded=(nvml.GPU_SAMPLES, nvml.PROCESSES)))
     (holders, unmatched), resolve = measure("process_workloads", lambda: process_workloads(db, cfg))
+    _, again = measure("re-run, no new file (list + load)", lambda: ingest_again(db, telemetry.root))
     child, dbt = measure(f"dbt {args.dbt} " + " ".join(SELECT), lambda: run_dbt(db, work, args.dbt, SELECT))
     dbt.peak_rss, dbt.cpu_seconds = child.peak_rss, child.cpu_seconds
     ingest_total = Stage("  ingest total (list + load)", listing.seconds + load.seconds, None)
@@ -585,22 +589,19 @@ def bench(work: Path, args: argparse.Namespace) -> int:
                   None)
 
     rows = []
-    for s in (ref, listing, load, ingest_total, setup, resolve, dbt, total):
+    for s in (ref, listing, load, ingest_total, setup, resolve, dbt, total, again):
         rate = "" if s is setup else f"{telemetry.samples / s.seconds:,.0f}"
         rss = gib(s.peak_rss) if s.peak_rss else ""
         rows.append((s.name, f"{s.seconds:.2f}", rate, f"{s.seconds / ref.seconds:.2f}x", rss))
     print(table(("stage", "wall s", "samples/s", "vs reference", "peak RSS"), rows))
-    stages = [gen, ref, listing, load, setup, resolve]
+    stages = [gen, ref, listing, load, setup, resolve, again]
     print(f"\npeak RSS: this process {gib(own_peak(stages))} (generation {gib(gen.peak_rss)}, reference "
           f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}); dbt child {gib(dbt.peak_rss)}, "
           f"{dbt.cpu_seconds:.1f} s CPU in {dbt.seconds:.1f} s wall")
     print(f"DuckDB files: warehouse {mib(db.stat().st_size)}, reference {mib(ref_db.stat().st_size)}; "
           f"process_workloads: {holders:,} holder signatures, {unmatched:,} matching no rule")
-    parse, in_duckdb = sum(p.parsing for p in parts), sum(p.seconds - p.parsing for p in parts)
-    print(f"load_files: {parse:.1f} s in read_nvml_file (parsing, {telemetry.samples / parse:,.0f} samples/s), "
-          f"{in_duckdb:.1f} s in the rest (DuckDB delete + insert + bookkeeping per file); by eighth of the "
-          "files, as the raw tables grow: " + ", ".join(f"{p.samples / p.seconds:,.0f}" for p in parts)
-          + " samples/s overall, DuckDB part " + ", ".join(f"{p.seconds - p.parsing:.1f}" for p in parts) + " s")
+    print(times.line(load.seconds) + "; by eighth of the files, as the raw tables grow: "
+          + ", ".join(f"{p.samples / p.seconds:,.0f}" for p in parts) + " samples/s")
     print(dbt_node_line(work))
     ok, lines = compare(db, ref_db, telemetry, args.gpus * args.hours)
     print("\n".join(lines))

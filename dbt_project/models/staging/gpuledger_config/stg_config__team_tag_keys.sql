@@ -1,1 +1,0 @@
-select * from {{ source('config', 'team_tag_keys') }}
