@@ -5,9 +5,10 @@
                          'stg_oci__cost_report', 'stg_focus__charges'] %}
 
 {# The configured team tag keys, in priority order, read when the model runs: a coalesce over a
-   handful of keys per row is far cheaper than joining every charge to every key. #}
+   handful of keys per row is far cheaper than joining every charge to every key. (The source, not
+   the ephemeral staging model, which only exists inlined in a model's own SQL.) #}
 {% set tag_keys_query %}
-    select tag_key from {{ ref('stg_config__team_tag_keys') }} order by priority
+    select tag_key from {{ source('config', 'team_tag_keys') }} order by priority
 {% endset %}
 {% set team_tag_keys = run_query(tag_keys_query).columns[0].values() if execute else [] %}
 

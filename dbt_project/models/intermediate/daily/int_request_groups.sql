@@ -3,7 +3,7 @@
    request: a day of millions of requests becomes thousands of rows. Failed requests count, with
    the tokens they were billed for (none). Built by day. #}
 select
-    concat_ws('|', strftime(hour_start, '%Y-%m-%dT%H'), model, coalesce(routed_workload, ''), team,
+    concat_ws('|', cast(hour_start as varchar), model, coalesce(routed_workload, ''), team,
               cast(is_cache_hit as varchar)) as request_group,
     hour_start,
     model,
