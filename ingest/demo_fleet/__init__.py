@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,9 +15,9 @@ import yaml
 
 from ingest.config import TELEMETRY_TOOLS, parse_config
 from ingest.demo_fleet import azure, cur, gcp
-from ingest.demo_fleet.plan import CALLERS, DC1, EXPORT_NAME, ON_PREM, Plan, build_plan
+from ingest.demo_fleet.plan import CALLERS, DC1, EXPORT_NAME, ON_PREM, SAMPLES_PER_HOUR, Instance, Plan, build_plan
 from ingest.demo_fleet.serving import deployment_load, simulate, write_gateway_logs, write_litellm_logs
-from ingest.demo_fleet.telemetry import gpu_series, write_host
+from ingest.demo_fleet.telemetry import gpu_energy, gpu_series, write_host
 from ingest.demo_fleet.truth import ground_truth, injected_anomalies, with_budgets
 from ingest.nvml import WORKLOAD_ENV_VAR
 
@@ -134,6 +135,30 @@ def demo_budgets(plan: Plan, truth: dict, teams: list[str]) -> dict[str, int]:
             for i, t in enumerate(ranked)}
 
 
+class _Progress:
+    """A telemetry progress line every few seconds (and at the end), with the rate so far."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, plan: Plan) -> None:
+        self.hosts, self.gpus = len(plan.instances), sum(i.itype.gpu_count for i in plan.instances)
+        self.samples_per_gpu = plan.hours * SAMPLES_PER_HOUR
+        self.done_hosts = self.done_gpus = 0
+        self.began = self.last = time.perf_counter()
+
+    def host_done(self, inst: Instance) -> None:
+        self.done_hosts += 1
+        self.done_gpus += inst.itype.gpu_count
+        now = time.perf_counter()
+        if now - self.last < self.EVERY_S and self.done_hosts < self.hosts:
+            return
+        self.last = now
+        samples = self.done_gpus * self.samples_per_gpu
+        log.info("telemetry: %d/%d hosts, %d/%d GPUs, %.1f M samples in %.0f s (%.0f k samples/s)",
+                 self.done_hosts, self.hosts, self.done_gpus, self.gpus, samples / 1e6, now - self.began,
+                 samples / max(now - self.began, 1e-9) / 1e3)
+
+
 def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: date = DEFAULT_START,
              telemetry: str = "nvml") -> GeneratedFleet:
     """`telemetry` picks the tool whose files the GPU hosts write: gpuledger's collector (nvml),
@@ -160,12 +185,14 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
     files += write_litellm_logs(plan, traffic.litellm, out / LITELLM_DIR)
 
     load = deployment_load(plan, traffic.requests)
-    series = {}
-    for inst in plan.instances:
-        log.info("telemetry: %s (%d GPUs)", inst.host, inst.itype.gpu_count)
-        host_series = [gpu_series(plan, inst, g, load) for g in range(inst.itype.gpu_count)]
-        files += write_host(plan, inst, host_series, out / "telemetry" / telemetry, telemetry)
-        series.update({(inst.resource_id, g): s for g, s in enumerate(host_series)})
+    series = {}  # what the truth needs of each GPU's samples, summed as each host is written
+    progress = _Progress(plan)
+    with ThreadPoolExecutor(2) as pool:  # gzip on threads (zlib lets go of the GIL)
+        for inst in plan.instances:
+            host_series = [gpu_series(plan, inst, g, load) for g in range(inst.itype.gpu_count)]
+            files += write_host(plan, inst, host_series, out / "telemetry" / telemetry, telemetry, pool)
+            series.update({(inst.resource_id, g): gpu_energy(s, inst.outage_hours) for g, s in enumerate(host_series)})
+            progress.host_done(inst)
 
     truth = ground_truth(plan, lines, traffic.requests, series, cfg)
     truth["injected_anomalies"] = injected_anomalies(plan, lines, truth, cfg)

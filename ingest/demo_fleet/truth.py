@@ -78,11 +78,10 @@ from ingest.demo_fleet.cur import TRANSFER_RATE
 from ingest.demo_fleet.inject import egress_spike, traffic_drop, weekend_idle_instances
 from ingest.demo_fleet.plan import IDLE, ON_PREM, PROVIDER_REGIONS, SAMPLES_PER_HOUR, Instance, Plan
 from ingest.demo_fleet.serving import Request
-from ingest.demo_fleet.telemetry import GpuSeries
+from ingest.demo_fleet.telemetry import GpuEnergy, gpu_energy
 
 GPU_CATEGORIES = ("inference", "idle_deployed", "training", "batch", "idle", "unmonitored")
 HELD_CATEGORIES = ("inference", "idle_deployed", "training", "batch")  # a workload holds the GPU
-MJ_PER_KWH = 3.6e9
 HOUR = timedelta(hours=1)
 HOURS_PER_MONTH = 730  # the asset register's monthly operations cost per hour
 SEEDS = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
@@ -111,15 +110,10 @@ def _spread(line: BillLine) -> list[datetime]:
     return [line.start + i * HOUR for i in range(hours)]
 
 
-def _energy_deltas(series: GpuSeries, outage_hours: frozenset[int]) -> np.ndarray:
-    """Energy (kWh) of each sample's interval; 0 where the interval crosses a telemetry gap."""
-    delta = np.diff(series.energy_mj, prepend=series.energy_mj[0]).astype(float) / MJ_PER_KWH
-    delta[0] = 0.0
-    for h in outage_hours:  # the first sample after a gap spans it: its energy is unknown
-        after = (h + 1) * SAMPLES_PER_HOUR
-        if after < delta.size:
-            delta[after] = 0.0
-    return delta
+def _energy(gpus: dict, inst: Instance, gpu: int) -> GpuEnergy:
+    """A GPU's energy by hour and holder (its samples summed, where the caller gave the samples)."""
+    e = gpus[(inst.resource_id, gpu)]
+    return e if isinstance(e, GpuEnergy) else gpu_energy(e, inst.outage_hours)
 
 
 # --- on-prem charges -------------------------------------------------------------------------------
@@ -147,8 +141,7 @@ def _hourly_kwh(plan: Plan, inst: Instance, series: dict, asset: OnPremAsset) ->
     """Each hour's kWh of the asset's GPUs: metered where a GPU has samples, rated power where not."""
     total = np.zeros(plan.hours)
     for gpu in range(asset.gpu_count):
-        metered = _energy_deltas(series[(inst.resource_id, gpu)], inst.outage_hours)
-        kwh = metered.reshape(plan.hours, SAMPLES_PER_HOUR).sum(axis=1)
+        kwh = _energy(series, inst, gpu).hourly_kwh.copy()
         unseen = list(inst.outage_hours & set(range(plan.hours)))  # the collector was down: no sample
         kwh[unseen] = asset.rated_power_w_per_gpu / 1000
         total += kwh
@@ -211,26 +204,24 @@ def _allocate_gpus(plan: Plan, per_gpu: dict, series: dict, idle_teams: dict[str
     for inst in plan.instances:
         team = idle_teams.get(inst.resource_id, UNALLOCATED)
         for gpu in range(inst.itype.gpu_count):
-            gs = series[(inst.resource_id, gpu)]
-            energy = _energy_deltas(gs, inst.outage_hours)
+            ge = _energy(series, inst, gpu)
+            entries = zip(ge.hour.tolist(), ge.holder.tolist(), ge.frac.tolist(), ge.kwh.tolist(), strict=True)
+            entry = next(entries, None)
             for hour in range(plan.hours):
                 t = plan.hour_start(hour)
                 cost = per_gpu[(inst.resource_id, t)]
                 if hour in inst.outage_hours:
                     ledger.add((t, team, None, None, "unmonitored"), cost, 1.0)
                     continue
-                window = slice(hour * SAMPLES_PER_HOUR, (hour + 1) * SAMPLES_PER_HOUR)
-                holders, e = gs.holder[window], energy[window]
-                for wi in np.unique(holders):
-                    mask = holders == wi
-                    frac = mask.sum() / SAMPLES_PER_HOUR
-                    kwh = float(e[mask].sum())
+                while entry is not None and entry[0] == hour:
+                    _, wi, frac, kwh = entry
+                    entry = next(entries, None)
                     if wi == IDLE:
                         ledger.add((t, team, None, None, "idle"), cost * frac, frac, kwh)
                         continue
                     w = plan.workloads[wi]
                     if w.spec.kind == "inference":
-                        pools[(int(wi), t)] += np.array([*(cost * frac), frac, kwh])
+                        pools[(wi, t)] += np.array([*(cost * frac), frac, kwh])
                     else:
                         ledger.add((t, w.spec.owner_team, None, w.name, w.spec.kind), cost * frac, frac, kwh)
     return pools
@@ -469,7 +460,8 @@ def _on_prem_charges(lines: list[BillLine]) -> list[dict]:
 
 def ground_truth(plan: Plan, lines: list[BillLine], requests: list[Request], series: dict, config: Config,
                  seeds: Path = SEEDS) -> dict:
-    """`lines` are the providers' bills; the on-prem charges are made here from the config's register."""
+    """`lines` are the providers' bills; the on-prem charges are made here from the config's register.
+    `series`: (resource id, GPU index) -> the GPU's GpuEnergy (or its GpuSeries, summed here)."""
     owned = on_prem_lines(plan, series, config)
     lines = lines + owned
     ledger = _Ledger()
