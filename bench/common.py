@@ -309,7 +309,8 @@ class LoadTimes:
     DuckDB's parse of them, DuckDB's insert and commit, and the per-file reader (the files the
     SQL handed over). Wraps the module's functions while in use."""
 
-    PARTS = (("read_line_batch", "lines"), ("_stage", "parse (DuckDB)"), ("_insert_batch", "insert + commit"))
+    PARTS = (("read_line_batch", "lines (on a thread, beside DuckDB)"), ("_stage", "parse (DuckDB)"),
+             ("_insert_batch", "insert + commit"))
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -344,6 +345,6 @@ class LoadTimes:
 
     def line(self, total: float) -> str:
         parts = [f"{name} {s:.1f} s" for name, s in self.seconds.items()]
-        rest = total - sum(self.seconds.values())
-        return (f"load_files {total:.1f} s: " + ", ".join(parts) + f", the rest {rest:.1f} s "
-                f"(listing bookkeeping, progress); {self.fallback_files} files read by the per-file reader")
+        rest = total - sum(s for name, s in self.seconds.items() if not name.startswith("lines"))
+        return (f"load_files {total:.1f} s: " + ", ".join(parts) + f"; waiting for lines and the rest {rest:.1f} s; "
+                f"{self.fallback_files} files read by the per-file reader")

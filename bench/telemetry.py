@@ -438,11 +438,12 @@ class LoadPart:
     seconds: float
 
 
-def ingest(db: Path, files: list, times: LoadTimes) -> list[LoadPart]:
+def ingest(db: Path, files: list, times: LoadTimes | None = None) -> list[LoadPart]:
     """What the ingest_nvml asset does with its listed files: `load_files` over them in listing
     order, called on each eighth of the list in turn to see whether loading slows as the raw tables
     grow, with its parts timed (`LoadTimes`)."""
     parts = []
+    times = times or LoadTimes()
     reader = times.reader(lambda path, label, key: nvml.read_nvml_file(path, label))
     with connect(db) as con, times:
         for i in range(LOAD_PARTS):

@@ -269,7 +269,8 @@ def sql_ok(x: str, kind: str, required: bool = False) -> str:
         present = f"({sql_value(x, kind)} is not null)"
     else:  # an integer: its text is the digits of its value (not 1.0, 1e3, "1", true or -0)
         present = f"coalesce(cast({sql_value(x, kind)} as varchar) = {text}, false)"
-    return f"(not {sql_missing(x)} and {present})" if required else f"({sql_missing(x)} or {present})"
+    # CASE, not OR: DuckDB evaluates both sides of an OR
+    return f"(case when {sql_missing(x)} then {'false' if required else 'true'} else {present} end)"
 
 
 def sql_falsy(x: str) -> str:
@@ -283,13 +284,16 @@ def sql_object_line(text: str) -> str:
     that is not JSON at all, which sends its file to the per-file reader; a trailing comma, which
     it accepts and json.loads does not, already did (`_whole_text`). (It also keeps the first of a
     repeated key where json.loads keeps the last; no JSON writer repeats a key.)"""
-    return f"(starts_with({text}, '{{') or starts_with(ltrim({text}, ' \t\n'), '{{'))"
+    # (CASE, not OR: DuckDB evaluates both sides of an OR, and ltrim copies the line)
+    return f"(case when starts_with({text}, '{{') then true else starts_with(ltrim({text}, ' \t\n'), '{{') end)"
 
 
 def sql_blank(text: str) -> str:
     """`not line.strip()` (bytes.strip: space, \\t, \\n, \\r, \\v, \\f)."""
-    # trim() copies every line: only one that does not start with '{' can be blank
-    return f"(not starts_with({text}, '{{') and trim({text}, ' \t\n\r' || chr(11) || chr(12)) = '')"
+    # trim() copies the line: only one that does not start with '{' can be blank (CASE, not AND:
+    # DuckDB evaluates both sides of an AND)
+    return (f"(case when starts_with({text}, '{{') then false "
+            f"else trim({text}, ' \t\n\r' || chr(11) || chr(12)) = '' end)")
 
 
 # '2026-11-02T00:00:10.024Z' and the ISO forms around it that datetime.fromisoformat reads the same

@@ -189,23 +189,25 @@ def _fast_reader() -> FastReader:
                 f"and (not ({kept}) or e.type = 'BOOLEAN' "
                 f"or (e.type = 'VARCHAR' and regexp_full_match({atom}, '{_PRINTABLE}')) "
                 f"or (e.type in ('UBIGINT', 'BIGINT') and cast(try_cast(e.value as hugeint) as varchar) = e.value))")
+    # once per distinct metadata object: requests repeat a handful of shapes
     metadata = f"""
         create or replace temp table _fast_gateway_metadata as
-        select file, line, bool_and({entry_ok}) and count(*) = count(distinct e.key) as ok,
+        select metadata_json, bool_and({entry_ok}) and count(*) = count(distinct e.key) as ok,
                '{{' || coalesce(string_agg('"' || e.key || '":' || ({value}), ',' order by e.key)
                                 filter (where {kept}), '') || '}}' as metadata
-        from _fast_gateway_lines g, json_each(g.metadata_json) e
-        where g.ok and g.metadata_json is not null
-        group by file, line"""
+        from (select distinct metadata_json from _fast_gateway_lines where ok and metadata_json is not null) g,
+             json_each(g.metadata_json) e
+        group by metadata_json"""
     columns = ", ".join(f"r.{f.name}" if f.name != "metadata" else
                         "case when r.metadata_json is null then null else coalesce(m.metadata, '{}') end as metadata"
                         for f in REQUEST_SCHEMA)
     return FastReader(
         stage=(requests, metadata),
         bad_files="select file from _fast_gateway_lines where not coalesce(ok, false) "
-                  "union select file from _fast_gateway_metadata where not coalesce(ok, false)",
+                  "union select file from _fast_gateway_lines join _fast_gateway_metadata m using (metadata_json) "
+                  "where not coalesce(m.ok, false)",
         tables={REQUESTS: (REQUEST_SCHEMA, f"select r.file, {columns} from (select *, line as line_number "
-                           "from _fast_gateway_lines) r left join _fast_gateway_metadata m using (file, line)")},
+                           "from _fast_gateway_lines) r left join _fast_gateway_metadata m using (metadata_json)")},
         temp_tables=("_fast_gateway_lines", "_fast_gateway_metadata"),
     )
 

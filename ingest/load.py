@@ -8,6 +8,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import aws_cur, gateway, nvml
-from ingest.files import FastReader, Parsed, read_line_batch
+from ingest.files import FastReader, LineBatch, Parsed, read_line_batch
 from ingest.landing import Landing, LandingFile, hashed_version
 from ingest.warehouse import INGESTED_COLUMNS, RAW, already_ingested, ensure_raw_table, load_parsed, replacing, utc_now
 
@@ -123,11 +124,26 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
         report.add(parsed)
         known.record(name, f.version, parsed.rows, listed.get(name))
 
-    def flush() -> None:
+    # A closed batch's lines are read (gunzip, split, checked) on a thread while DuckDB loads the
+    # batch before it: at most two batches in memory.
+    pool = ThreadPoolExecutor(1)
+    reading: list[tuple[list[tuple[Landing, LandingFile, str]], Future[LineBatch]]] = []
+
+    def load_read() -> None:
+        files_, lines = reading.pop()
+        for landing, f, name in load_batch(con, source, fast_reader, files_, lines.result(), known, report, listed):
+            one_file(landing, f, name)
+
+    def flush(wait: bool = False) -> None:
         if batch:
-            for landing, f, name in load_batch(con, source, fast_reader, batch, known, report, listed):
-                one_file(landing, f, name)
+            closed = list(batch)
             batch.clear()
+            future = pool.submit(read_line_batch, [landing.local_path(f) for landing, f, _ in closed])
+            if reading:
+                load_read()
+            reading.append((closed, future))
+        if wait and reading:
+            load_read()
 
     listed: dict[str, str] = {}  # label -> size:mtime_ns of the files listed quickly
 
@@ -145,8 +161,8 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
                             [listed[name], source, name])
                 known.listed[name] = listed[name]
             return
-        if any(g.version == f.version for _, g, _ in batch):
-            flush()  # a copy is judged once its original has loaded
+        if any(g.version == f.version for _, g, _ in [*batch, *(g for files_, _ in reading for g in files_)]):
+            flush(wait=True)  # a copy is judged once its original has loaded
         if original := known.duplicate_of(name, f.version):
             parsed = Parsed(name)
             parsed.reject(None, f"duplicate of {original} (same bytes): not loaded again")
@@ -160,15 +176,18 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
             if sum(g.size for _, g, _ in batch) >= BATCH_BYTES or len(batch) >= BATCH_FILES:
                 flush()
 
-    for i, (landing, f) in enumerate(files, start=1):
-        report.seen += 1
-        consider(landing, f, label(landing, f))
-        if i == len(files):
-            flush()
-        if time.monotonic() - last > 5 or i == len(files):
-            progress(f"{source}: {i}/{len(files)} files, {sum(report.rows.values()):,} rows loaded so far")
-            last = time.monotonic()
-    flush()
+    try:
+        for i, (landing, f) in enumerate(files, start=1):
+            report.seen += 1
+            consider(landing, f, label(landing, f))
+            if i == len(files):
+                flush(wait=True)
+            if time.monotonic() - last > 5 or i == len(files):
+                progress(f"{source}: {i}/{len(files)} files, {sum(report.rows.values()):,} rows loaded so far")
+                last = time.monotonic()
+        flush(wait=True)
+    finally:
+        pool.shutdown(cancel_futures=True)
     return report
 
 
@@ -245,11 +264,10 @@ def _stage(con: duckdb.DuckDBPyConnection, fast: FastReader, lines: pa.Table, fi
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
-               batch: list[tuple[Landing, LandingFile, str]], known: Ingested,
+               batch: list[tuple[Landing, LandingFile, str]], lines: LineBatch, known: Ingested,
                report: LoadReport, listed: dict[str, str]) -> list[tuple[Landing, LandingFile, str]]:
-    """Read a batch of files in DuckDB and load the good ones in one transaction; the files left
+    """Parse a batch's lines in DuckDB and load the good files in one transaction; the files left
     for the per-file reader, in batch order."""
-    lines = read_line_batch([landing.local_path(f) for landing, f, _ in batch])
     readable = [i for i in range(len(batch)) if i not in lines.unreadable]
     bad = set(lines.unreadable) | (_stage(con, fast, lines.table, readable) if readable else set())
     good = [i for i in range(len(batch)) if i not in bad]
@@ -259,6 +277,8 @@ def load_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
     for name in fast.temp_tables:
         con.execute(f"drop table if exists {name}")
     return [batch[i] for i in sorted(bad)]
+
+
 CUR_SUFFIXES = ("Manifest.json", ".parquet", ".csv", ".csv.gz")
 
 
