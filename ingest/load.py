@@ -363,7 +363,9 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
         "file": pa.array([i for i, *_ in good], pa.int32()),
         "label": pa.array([name for *_, name in good], pa.string()),
     })
-    replaced = [name for *_, name in good if name in known.sha256]
+    # every file's earlier rows, not only those raw.ingested_files knows of (someone may have
+    # cleared it to load everything again)
+    replaced = [name for *_, name in good]
     counts: dict[int, dict[str, int]] = {i: {} for i, *_ in good}
     con.begin()
     try:

@@ -295,3 +295,21 @@ def test_a_warehouse_made_before_listed_versions_gets_the_column(tmp_path):
         assert report.loaded == 1
         listed = con.execute("select count(*) from raw.ingested_files where listed_version is not null").fetchone()
         assert listed == (1,)
+
+
+def test_forgetting_the_fingerprints_loads_everything_again_without_doubling(tmp_path):
+    folder = tmp_path / "landing"
+    for i in range(3):
+        write_case(folder, f"host{i}", [sample(host=f"h{i}")])
+    with connect(tmp_path / "wh.duckdb") as con:
+        def run():
+            return load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
+                              lambda path, label, key: nvml.read_nvml_file(path, label))
+
+        run()
+        before = warehouse_state(con, nvml)
+        con.execute("delete from raw.ingested_files")
+        assert run().loaded == 3
+        after = warehouse_state(con, nvml)
+        assert after[nvml.GPU_SAMPLES] == before[nvml.GPU_SAMPLES]
+        assert after[nvml.PROCESSES] == before[nvml.PROCESSES]
