@@ -181,6 +181,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ingest.demo_fleet import generate
+    from ingest.report import REPORT_FILE
 
     began = time.perf_counter()
     print(f"gpuledger: generating a demo fleet of {args.gpus} GPUs x {args.days} days in {args.out}", flush=True)
@@ -188,7 +189,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"gpuledger: {fleet.files} files in {fleet.seconds:.1f} s", flush=True)
     ok = run_pipeline(fleet.config_path)
     if ok:
-        print_headlines(load_config(fleet.config_path).published_path)
+        published = load_config(fleet.config_path).published_path
+        print_headlines(published)
+        print(f"\n== Spend report (charts, opens offline) ==\n{(published / REPORT_FILE).resolve().as_uri()}")
     print(f"\ngpuledger: demo {'done' if ok else 'FAILED'} in {time.perf_counter() - began:.1f} s. Explore it with\n"
           f"  export {CONFIG_ENV_VAR}={fleet.config_path}\n"
           f"  gpuledger sql \"select * from unit_economics_daily limit 20\"\n"

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
-from orchestration.assets import anomalies, billing, config_tables, dbt, publish, reference, serving, telemetry
+from orchestration.assets import anomalies, billing, config_tables, dbt, publish, reference, report, serving, telemetry
 from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import GpuledgerResource, SlackResource
@@ -14,7 +14,7 @@ from orchestration.schedules import SCHEDULES
 from orchestration.sensors import new_billing_deliveries, new_telemetry_and_serving_files, rebuild_after_new_data
 
 all_assets = dg.load_assets_from_modules(
-    [config_tables, billing, telemetry, serving, dbt, reference, anomalies, publish])
+    [config_tables, billing, telemetry, serving, dbt, reference, anomalies, publish, report])
 all_checks = dg.load_asset_checks_from_modules([config_tables, billing, telemetry, serving, dbt])
 
 defs = dg.Definitions(

@@ -1,4 +1,5 @@
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ingest.landing import ENDPOINT_ENV
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+ANOMALY_FLEET = {"gpus": 12, "days": 14, "seed": 42}
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 BUCKET = "landing"
 
@@ -25,6 +27,23 @@ def hand_fleet(tmp_path_factory) -> Path:
     from test_allocation import build_hand_fleet
 
     return build_hand_fleet(tmp_path_factory.mktemp("hand"))
+
+
+@pytest.fixture(scope="session")
+def anomaly_fleet(tmp_path_factory) -> tuple[Path, list[dict], Path]:
+    """The demo fleet with labelled, injected anomalies (test_spend_anomalies' docstring), built once
+    through the whole pipeline for every module that reads it: (warehouse, the generator's
+    injected_anomalies labels, gpuledger.yaml)."""
+    from pipeline import materialize_all
+
+    from ingest.config import load_config
+    from ingest.demo_fleet import generate
+
+    generated = generate(tmp_path_factory.mktemp("anomalies"), **ANOMALY_FLEET)
+    result = materialize_all(generated.config_path)
+    assert result.success
+    labels = json.loads((generated.out / "ground_truth.json").read_text())["injected_anomalies"]
+    return load_config(generated.config_path).warehouse_path, labels, generated.config_path
 
 
 @pytest.fixture(scope="session")

@@ -4,31 +4,17 @@ real pipeline: every injected anomaly is found on its day, with about its excess
 12 GPUs (the p5 and a g5) for 14 days: a one-day $900 data-transfer charge tagged team search on
 day 11, and from day 8 the p5's llama deployment gets 40 % of its traffic while holding its GPUs
 (its cost per 1M tokens rises week over week). The labels come from the generator's ground truth.
+The fleet (conftest.py's anomaly_fleet) is built once per session: test_report.py reads it too.
 """
 
-import json
 from datetime import date
 
 import pytest
 from pipeline import materialize_all, query
 
-from ingest.config import load_config
-from ingest.demo_fleet import generate
 
-FLEET = {"gpus": 12, "days": 14, "seed": 42}
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    generated = generate(tmp_path_factory.mktemp("anomalies"), **FLEET)
-    result = materialize_all(generated.config_path)
-    assert result.success
-    labels = json.loads((generated.out / "ground_truth.json").read_text())["injected_anomalies"]
-    return load_config(generated.config_path).warehouse_path, labels, generated.config_path
-
-
-def test_every_injected_anomaly_is_found_on_its_day(fleet):
-    warehouse, labels, _ = fleet
+def test_every_injected_anomaly_is_found_on_its_day(anomaly_fleet):
+    warehouse, labels, _ = anomaly_fleet
     assert {(x["kind"], x["scope_type"]) for x in labels} == {
         ("spike", "team"), ("spike", "provider_service"), ("cost_per_token_regression", "model")}
     for label in labels:
@@ -42,8 +28,8 @@ def test_every_injected_anomaly_is_found_on_its_day(fleet):
         assert float(impact) == pytest.approx(label["excess"], rel=0.1), label
 
 
-def test_each_incident_is_alerted_once_and_a_rerun_sends_nothing(fleet):
-    warehouse, _, config = fleet
+def test_each_incident_is_alerted_once_and_a_rerun_sends_nothing(anomaly_fleet):
+    warehouse, _, config = anomaly_fleet
     ledger = "select scope_type, scope, message_kind, state, text from alerts.alert_ledger"
     before = query(warehouse, ledger + " order by all")
     spike = [r for r in before if r[:2] == ("team", "search") and r[2] == "open"]
