@@ -7,12 +7,10 @@ from orchestration.assets import serving, telemetry
 from orchestration.assets.billing import AWS_CUR
 from orchestration.assets.dbt import daily_models
 from orchestration.assets.reference import CLOUD_GPU_PRICES_API
-from orchestration.partitions import billing_periods, days
 
 billing_period_job = dg.define_asset_job(
     "billing_period",
     selection=dg.AssetSelection.assets(AWS_CUR),
-    partitions_def=billing_periods,
     description="Load one billing period's newest CUR delivery (a restated period replaces the old one).",
 )
 
@@ -26,7 +24,6 @@ telemetry_and_serving_job = dg.define_asset_job(
     "telemetry_and_serving",
     # with what the daily models read besides raw rows: the config tables, the workload mapping, their views
     selection=(DAY_PARTITIONED | dg.AssetSelection.assets(daily_models).upstream()).required_multi_asset_neighbors(),
-    partitions_def=days,
     description="Load UTC days of telemetry and serving files (new or changed files only) and rebuild those days' "
     "GPU-hours and requests. A backfill of many days runs as one.",
 )
