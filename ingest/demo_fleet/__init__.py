@@ -169,8 +169,9 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
     out.mkdir(parents=True, exist_ok=True)
     plan = build_plan(gpus, days, seed, start)
     log.info("serving: simulating requests")
-    traffic = simulate(plan)
-    config = fleet_config(plan, telemetry, litellm=any(traffic.litellm.values()))
+    spool = out / ".gpuledger-spool"  # the serving logs' lines until they are written, sorted, a day at a time
+    traffic = simulate(plan, spool)
+    config = fleet_config(plan, telemetry, litellm=traffic.has_litellm)
     config_path = out / "gpuledger.yaml"
     cfg = parse_config(config, config_path)  # the defaults the pipeline uses (token weights, PUE, ...)
 
@@ -181,8 +182,11 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
     files += azure.write_exports(azure_lines, out / AZURE_DIR)
     lines = aws_lines + gcp_lines + azure_lines
 
-    files += write_gateway_logs(plan, traffic.gateway, out / SERVING_DIR)
-    files += write_litellm_logs(plan, traffic.litellm, out / LITELLM_DIR)
+    log.info("serving: writing %d requests' logs", len(traffic.requests))
+    files += write_gateway_logs(plan, traffic.gateway_spool, out / SERVING_DIR)
+    files += write_litellm_logs(plan, traffic.litellm_spool, out / LITELLM_DIR)
+    if spool.exists():
+        spool.rmdir()
 
     load = deployment_load(plan, traffic.requests)
     series = {}  # what the truth needs of each GPU's samples, summed as each host is written

@@ -281,7 +281,7 @@ def rng_for(seed: int, stream: str) -> np.random.Generator:
 
 
 def hex_id(rng: np.random.Generator, n: int) -> str:
-    return "".join(f"{b:02x}" for b in rng.integers(0, 256, size=(n + 1) // 2))[:n]
+    return rng.integers(0, 256, size=(n + 1) // 2).astype(np.uint8).tobytes().hex()[:n]
 
 
 def _resource_id(itype: InstanceType, host: str, ids: np.random.Generator) -> str:

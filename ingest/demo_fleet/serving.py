@@ -17,9 +17,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -47,7 +50,7 @@ LIST_PRICES = {"llama-3.1-70b-instruct": (0.88, 0.88), "mixtral-8x7b-instruct": 
 DEFAULT_LIST_PRICE = (0.2, 0.2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """One counted request, as the ground truth sees it after de-duplication."""
 
@@ -73,11 +76,101 @@ class Call:
     failed: bool
 
 
+class RequestLog:
+    """The counted requests, kept as columns: a fleet of 1,000 GPUs makes millions of them.
+    Iterating gives Request objects, in the order they were appended."""
+
+    _COLUMNS = (("hour", "i"), ("origin", "i"), ("routed", "i"), ("model", "i"), ("team", "i"),
+                ("prompt_tokens", "q"), ("cached_tokens", "q"), ("completion_tokens", "q"), ("flags", "b"))
+
+    def __init__(self, requests: Iterable[Request] = ()) -> None:
+        self._columns = {name: array(code) for name, code in self._COLUMNS}
+        self._names: dict[str, list[str]] = {"model": [], "team": []}
+        self._index: dict[str, dict[str, int]] = {"model": {}, "team": {}}
+        for r in requests:
+            self.append(r)
+
+    def _code(self, kind: str, name: str) -> int:
+        index = self._index[kind]
+        if name not in index:
+            index[name] = len(self._names[kind])
+            self._names[kind].append(name)
+        return index[name]
+
+    def append(self, r: Request) -> None:
+        c = self._columns
+        c["hour"].append(r.hour)
+        c["origin"].append(r.origin)
+        c["routed"].append(-1 if r.routed is None else r.routed)
+        c["model"].append(self._code("model", r.model))
+        c["team"].append(self._code("team", r.team))
+        c["prompt_tokens"].append(r.prompt_tokens)
+        c["cached_tokens"].append(-1 if r.cached_tokens is None else r.cached_tokens)
+        c["completion_tokens"].append(r.completion_tokens)
+        c["flags"].append(int(r.failed) | (2 if r.log == "litellm" else 0))
+
+    def __len__(self) -> int:
+        return len(self._columns["hour"])
+
+    def __iter__(self) -> Iterator[Request]:
+        c, models, teams = self._columns, self._names["model"], self._names["team"]
+        for hour, origin, routed, model, team, prompt, cached, completion, flags in zip(
+                *(c[name] for name, _ in self._COLUMNS), strict=True):
+            yield Request(hour, origin, None if routed < 0 else routed, models[model], teams[team], prompt,
+                          None if cached < 0 else cached, completion, bool(flags & 1),
+                          "litellm" if flags & 2 else "gateway")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestLog | list) and list(self) == list(other)
+
+
+class _Spool:
+    """Each day's log lines, as JSON beside the key they are sorted by, in a file until they are
+    written out: a large fleet's month of requests does not fit in memory as dicts."""
+
+    def __init__(self, folder: Path, days: int) -> None:
+        self.folder, self.n_days = folder, days
+        self.files: dict[int, TextIO] = {}
+
+    def add(self, day: int, key: str, lines: list[dict]) -> None:
+        f = self.files.get(day)
+        if f is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            f = self.files[day] = (self.folder / f"{day}.tsv").open("w+", encoding="utf-8")
+        f.write("".join(f"{ln[key]}\t{json.dumps(ln, separators=(',', ':'))}\n" for ln in lines))
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    def days(self) -> Iterator[tuple[int, list[str]]]:
+        """Each day's JSON lines, sorted by key (ties in the order they came), the file then removed."""
+        for day in range(self.n_days):
+            f = self.files.pop(day, None)
+            if f is None:
+                yield day, []
+                continue
+            f.seek(0)
+            keyed = [line.split("\t", 1) for line in f]
+            f.close()
+            (self.folder / f"{day}.tsv").unlink()
+            keyed.sort(key=lambda kv: kv[0])
+            yield day, [kv[1] for kv in keyed]
+        if self.folder.exists() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
 @dataclass
 class Traffic:
-    requests: list[Request] = field(default_factory=list)
+    requests: RequestLog = field(default_factory=RequestLog)
     gateway: dict[int, list[dict]] = field(default_factory=dict)  # day -> lines (unsorted, with duplicates)
     litellm: dict[int, list[dict]] = field(default_factory=dict)  # day -> spend-log rows (unsorted)
+    # where simulate(plan, spool=...) put the lines instead (gateway and litellm stay empty)
+    gateway_spool: _Spool | None = None
+    litellm_spool: _Spool | None = None
+
+    @property
+    def has_litellm(self) -> bool:
+        return bool(self.litellm_spool) or any(self.litellm.values())
 
 
 def _rate(plan: Plan, workload_name: str, hour: int, peak: float) -> float:
@@ -219,27 +312,43 @@ def _probabilities(weights: list[float]) -> np.ndarray:
     return p / p.sum()
 
 
-def simulate(plan: Plan) -> Traffic:
-    """The counted requests, and each day's gateway lines and LiteLLM rows."""
+def _cdf(p: np.ndarray) -> np.ndarray:
+    """What Generator.choice(len(p), p=p) searches its one uniform draw in."""
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def _choose(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """rng.choice(len(cdf), p=...) without its checks on p each time: the same draw, the same index."""
+    return int(cdf.searchsorted(rng.random(), side="right"))
+
+
+def simulate(plan: Plan, spool: Path | None = None) -> Traffic:
+    """The counted requests, and each day's gateway lines and LiteLLM rows; with `spool`, a folder,
+    the lines go to files there (as JSON) instead of staying in memory, for write_*_logs to write."""
     rng = rng_for(plan.seed, "requests")
     # the injected drop thins one deployment's requests after they are drawn, from a stream of its own,
     # so every other request is the one it would be without it
     drop, keep_rng = traffic_drop(plan), rng_for(plan.seed, "traffic-drop")
     traffic = Traffic(gateway={d: [] for d in range(plan.days)}, litellm={d: [] for d in range(plan.days)})
+    if spool is not None:
+        traffic.gateway_spool = _Spool(spool / "gateway", plan.days)
+        traffic.litellm_spool = _Spool(spool / "litellm", plan.days)
     for wi, w in enumerate(plan.workloads):
         spec = w.spec
         if spec.kind != "inference":
             continue
         caller_names = list(spec.callers)
-        caller_p = _probabilities([spec.callers[c] for c in caller_names])
-        model_p = _probabilities([0.7, 0.3] if len(w.models) == 2 else [1.0] * len(w.models))
+        caller_cdf = _cdf(_probabilities([spec.callers[c] for c in caller_names]))
+        model_cdf = _cdf(_probabilities([0.7, 0.3] if len(w.models) == 2 else [1.0] * len(w.models)))
         for hour in range(plan.hours):
             n = int(rng.poisson(_rate(plan, w.name, hour, spec.requests_per_hour)))
             offsets = np.sort(rng.integers(0, 3600 * 1000, size=n))
             thinned = drop is not None and drop.workload == wi and hour >= drop.first_hour
             for off in offsets:
-                caller = CALLERS[caller_names[int(rng.choice(len(caller_names), p=caller_p))]]
-                model = w.models[int(rng.choice(len(w.models), p=model_p))]
+                caller = CALLERS[caller_names[_choose(rng, caller_cdf)]]
+                model = w.models[_choose(rng, model_cdf)]
                 call = _call(rng, w)
                 ts = plan.hour_start(hour) + timedelta(milliseconds=int(off))
                 routed = None
@@ -250,7 +359,13 @@ def simulate(plan: Plan) -> Traffic:
                     logged = _gateway_lines(rng, w, caller, model, ts, call)
                 if thinned and keep_rng.random() >= drop.factor:
                     continue  # this request never came
-                (traffic.litellm if caller.litellm_team_id else traffic.gateway)[hour // 24] += logged
+                if spool is not None:
+                    if caller.litellm_team_id:
+                        traffic.litellm_spool.add(hour // 24, "startTime", logged)
+                    else:
+                        traffic.gateway_spool.add(hour // 24, "ts", logged)
+                else:
+                    (traffic.litellm if caller.litellm_team_id else traffic.gateway)[hour // 24] += logged
                 counted = Call(0, None, 0, True) if call.failed else call
                 log = "litellm" if caller.litellm_team_id else "gateway"
                 traffic.requests.append(Request(hour, wi, routed, model, caller.team, counted.prompt, counted.cached,
@@ -287,33 +402,42 @@ def deployment_load(plan: Plan, requests: list[Request]) -> dict[tuple[int, int]
     return {(wi, h): n / plan.workloads[wi].spec.requests_per_hour for (wi, h), n in load.items()}
 
 
-def _write_gzip_jsonl(path: Path, rows: list[dict]) -> Path:
+def _write_gzip_jsonl(path: Path, rows: list[dict] | list[str]) -> Path:
+    """`rows`: dicts, or their JSON lines (newline included)."""
+    text = "".join(r if isinstance(r, str) else json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
     # mtime=0 and no file name in the gzip header keep the bytes identical for the same seed
     with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz:
-        gz.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode())
+        gz.write(text.encode())
     return path
 
 
-def write_gateway_logs(plan: Plan, lines_by_day: dict[int, list[dict]], root: Path) -> list[Path]:
+def _days(lines_by_day: dict[int, list[dict]] | _Spool, key: str) -> Iterator[tuple[int, list[dict] | list[str]]]:
+    if isinstance(lines_by_day, _Spool):
+        yield from lines_by_day.days()
+        return
+    for day, lines in lines_by_day.items():
+        lines.sort(key=lambda ln: ln[key])
+        yield day, lines
+
+
+def write_gateway_logs(plan: Plan, lines_by_day: dict[int, list[dict]] | _Spool, root: Path) -> list[Path]:
     out = root / "gateway-1"
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for day, lines in lines_by_day.items():
+    for day, lines in _days(lines_by_day, "ts"):
         date = (plan.start + timedelta(days=day)).date()
-        lines.sort(key=lambda ln: ln["ts"])
         written.append(_write_gzip_jsonl(out / f"gateway-1-{date}.jsonl.gz", lines))
     return written
 
 
-def write_litellm_logs(plan: Plan, rows_by_day: dict[int, list[dict]], root: Path) -> list[Path]:
+def write_litellm_logs(plan: Plan, rows_by_day: dict[int, list[dict]] | _Spool, root: Path) -> list[Path]:
     """One `LiteLLM_SpendLogs` export a day, as JSON lines; days without LiteLLM traffic have no file."""
     out = root / "litellm-1"
     written = []
-    for day, rows in rows_by_day.items():
+    for day, rows in _days(rows_by_day, "startTime"):
         if not rows:
             continue
         out.mkdir(parents=True, exist_ok=True)
         date = (plan.start + timedelta(days=day)).date()
-        rows.sort(key=lambda r: r["startTime"])
         written.append(_write_gzip_jsonl(out / f"litellm-1-spend-logs-{date}.jsonl.gz", rows))
     return written
