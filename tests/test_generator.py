@@ -15,7 +15,7 @@ import pytest
 
 from ingest.aws_cur_schema import CUR2_SCHEMA
 from ingest.config import Config, load_config, parse_config
-from ingest.demo_fleet import DEFAULT_START, cur, generate, inject, serving
+from ingest.demo_fleet import DEFAULT_START, cur, generate, inject, serving, telemetry
 from ingest.demo_fleet.bill import BillLine
 from ingest.demo_fleet.plan import (
     IDLE,
@@ -27,6 +27,7 @@ from ingest.demo_fleet.plan import (
     Workload,
     WorkloadSpec,
     build_plan,
+    rng_for,
 )
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY, Request, simulate
 from ingest.demo_fleet.telemetry import GpuSeries
@@ -529,3 +530,50 @@ def test_short_fleets_get_no_planted_anomaly_and_keep_their_bytes(truth):
     (idle,) = truth["injected_anomalies"]
     assert (idle["kind"], idle["start_day"], idle["end_day"]) == ("idle_gpu", "2026-11-28", "2026-11-29")
     assert idle["excess"] == pytest.approx(8 * 48 * P4D_GPU_HOUR)
+
+
+def test_nvml_files_built_a_column_at_a_time_are_the_lines_written_one_by_one(tmp_path):
+    """The fast writer (a day of a host at a time, Arrow string kernels) against the plain one."""
+    plan = build_plan(gpus=31, days=2, seed=5, start=SMALL["start"])
+    load = serving.deployment_load(plan, simulate(plan).requests)
+    for inst in (i for i in plan.instances if i.outage_hours or i.itype.gpu_count > 4):
+        series = [telemetry.gpu_series(plan, inst, g, load) for g in range(inst.itype.gpu_count)]
+        files = telemetry.write_host(plan, inst, series, tmp_path, "nvml")
+        mem_rng = rng_for(plan.seed, f"memory/{inst.resource_id}")
+        hours = [h for h in range(plan.hours) if h not in inst.outage_hours]
+        assert len(files) == len(hours)
+        for hour, path in zip(hours, files, strict=True):
+            expected = telemetry._nvml(plan, inst, telemetry._samples(plan, inst, series, hour, mem_rng))
+            assert gzip.decompress(path.read_bytes()).decode() == expected, path.name
+
+
+def test_the_truth_reads_a_gpus_energy_summed_by_hour_as_it_reads_its_samples():
+    plan = build_plan(gpus=31, days=2, seed=5, start=SMALL["start"])
+    inst = next(i for i in plan.instances if i.outage_hours)
+    series = telemetry.gpu_series(plan, inst, 2, {})
+    summed = telemetry.gpu_energy(series, inst.outage_hours)
+    delta = telemetry.energy_deltas(series.energy_mj, inst.outage_hours)
+    assert summed.hourly_kwh.tolist() == delta.reshape(plan.hours, -1).sum(axis=1).tolist()
+    assert set(summed.hour.tolist()) == set(range(plan.hours)) - inst.outage_hours
+    for h, wi, frac, kwh in zip(summed.hour, summed.holder, summed.frac, summed.kwh, strict=True):
+        window = slice(h * SAMPLES_PER_HOUR, (h + 1) * SAMPLES_PER_HOUR)
+        mask = series.holder[window] == wi
+        assert (frac, kwh) == (mask.sum() / SAMPLES_PER_HOUR, float(delta[window][mask].sum()))
+
+
+def test_request_logs_keep_the_requests_as_they_were_appended():
+    plan = build_plan(gpus=31, days=2, seed=5, start=SMALL["start"])
+    requests = list(simulate(plan).requests)
+    assert list(serving.RequestLog(requests)) == requests
+    assert any(r.routed is not None for r in requests) and any(r.cached_tokens is None for r in requests)
+
+
+def test_spooled_serving_logs_are_the_bytes_of_the_in_memory_ones(tmp_path):
+    plan = build_plan(gpus=31, days=2, seed=5, start=SMALL["start"])
+    kept, spooled = simulate(plan), simulate(plan, tmp_path / "spool")
+    assert spooled.requests == kept.requests and spooled.has_litellm
+    for write, a, b in ((serving.write_gateway_logs, kept.gateway, spooled.gateway_spool),
+                        (serving.write_litellm_logs, kept.litellm, spooled.litellm_spool)):
+        mine, theirs = write(plan, a, tmp_path / "kept"), write(plan, b, tmp_path / "spooled")
+        assert [p.read_bytes() for p in mine] == [p.read_bytes() for p in theirs]
+    assert not (tmp_path / "spool" / "gateway").exists()
