@@ -372,8 +372,9 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
         con.register("_fast_files", batch_files)
         for table, (schema, sql) in fast.tables.items():
             ensure_raw_table(con, table, schema, ["_source_file"])
-            if replaced:
-                con.execute(f"delete from {RAW}.{table} where _source_file in (select unnest(?))", [replaced])
+            if replaced:  # the range lets DuckDB skip row groups by their min/max: files load in key order
+                con.execute(f"delete from {RAW}.{table} where _source_file between ? and ? "
+                            "and _source_file in (select unnest(?))", [min(replaced), max(replaced), replaced])
             columns = ", ".join(f'"{c}"' for c in schema.names)
             con.execute(
                 f"insert into {RAW}.{table} by name select {columns}, f.label as _source_file, "
