@@ -494,7 +494,8 @@ def compare(db: Path, ref: Totals, gw: Gateway) -> tuple[bool, list[str]]:
         raw, attributed, unassigned = con.execute("""
             select (select count(*) from raw.gateway_requests),
                    (select count(*) from intermediate.int_requests_attributed),
-                   (select count(*) from intermediate.int_request_deployments where workload is null)""").fetchone()
+                   (select coalesce(sum(requests), 0) from intermediate.int_request_deployments
+                    where workload is null)""").fetchone()  # rows are request groups
         hourly = {(m, t, h): tuple(int(x) for x in v) for m, t, h, *v in con.execute("""
             select model, team, hour_start, sum(requests), sum(input_tokens), sum(coalesce(cached_input_tokens, 0)),
                    sum(output_tokens)

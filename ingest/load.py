@@ -129,8 +129,11 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
     pool = ThreadPoolExecutor(1)
     reading: list[tuple[list[tuple[Landing, LandingFile, str]], Future[LineBatch]]] = []
 
+    pending: set[str] = set()  # versions in `batch` and `reading`
+
     def load_read() -> None:
         files_, lines = reading.pop()
+        pending.difference_update(f.version for _, f, _ in files_)
         for landing, f, name in load_batch(con, source, fast_reader, files_, lines.result(), known, report, listed):
             one_file(landing, f, name)
 
@@ -161,7 +164,7 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
                             [listed[name], source, name])
                 known.listed[name] = listed[name]
             return
-        if any(g.version == f.version for _, g, _ in [*batch, *(g for files_, _ in reading for g in files_)]):
+        if f.version in pending:
             flush(wait=True)  # a copy is judged once its original has loaded
         if original := known.duplicate_of(name, f.version):
             parsed = Parsed(name)
@@ -173,6 +176,7 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
             one_file(landing, f, name)
         else:
             batch.append((landing, f, name))
+            pending.add(f.version)
             if sum(g.size for _, g, _ in batch) >= BATCH_BYTES or len(batch) >= BATCH_FILES:
                 flush()
 
