@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def fleet_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--gpus", type=int, default=31,
-                       help="GPUs in the fleet (default 31: AWS, GCP, Azure and an on-prem server)")
+                       help="GPUs in the fleet (default 31: AWS, GCP, Azure and an on-prem server); 1,000 GPUs x "
+                       "30 days takes about 20 minutes, 3 GB of memory and 13 GB of disk")
         p.add_argument("--days", type=int, default=14,
                        help="days of data (default 14: enough history for the anomaly detectors)")
         p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same bytes")
