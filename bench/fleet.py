@@ -44,9 +44,7 @@ import duckdb
 from common import Child, Quiet, add_workdir_options, gib, load_average, run_child, table, workdir
 
 from ingest.config import load_config
-from ingest.demo_fleet import generate
-from ingest.landing import LandingFile
-from ingest.load import file_day
+from ingest.demo_fleet import generate, hold_back_day
 
 START = date(2026, 9, 1)
 SEED = 8
@@ -60,22 +58,12 @@ class Fleet:
     held: list[tuple[Path, Path]]  # (landing path, where it waits) of the new day's files
 
 
-def day_files(root: Path, day: date) -> list[Path]:
-    return sorted(p for folder in ("telemetry", "serving") for p in (root / folder).rglob("*")
-                  if p.is_file() and file_day(LandingFile(p.relative_to(root).as_posix(), 0, "", 0)) == day)
-
-
 def make_fleet(root: Path, gpus: int, history: int) -> tuple[Fleet, float]:
     t0 = time.perf_counter()
     generated = generate(root, gpus=gpus, days=history + 1, seed=SEED, start=START)
     seconds = time.perf_counter() - t0
     new_day = START + timedelta(days=history)
-    held = []
-    for path in day_files(root, new_day):
-        waiting = root.parent / f"{root.name}-held" / path.relative_to(root)
-        waiting.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(waiting)
-        held.append((path, waiting))
+    held = hold_back_day(root, new_day, root.parent / f"{root.name}-held")
     return Fleet(generated.config_path, root, new_day, held), seconds
 
 

@@ -14,10 +14,8 @@ import pytest
 from pipeline import close, failed_checks, materialize_all, query, unit_economics_mismatches
 
 from ingest.config import load_config
-from ingest.demo_fleet import generate
+from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
-from ingest.landing import LandingFile
-from ingest.load import file_day
 from orchestration.runs import PipelineRun, run_days, run_everything
 
 # 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
@@ -31,24 +29,13 @@ FLEET = {"gpus": 31, "days": 2, "seed": 7, "start": date(2026, 10, 31)}
 SECOND_DAY = "2026-11-01"
 
 
-def hold_back(out: Path, day: str, into: Path) -> list[tuple[Path, Path]]:
-    """Move the telemetry and serving files named for `day` out of the landing folders."""
-    moved = []
-    for path in sorted(p for folder in ("telemetry", "serving") for p in (out / folder).rglob("*") if p.is_file()):
-        if file_day(LandingFile(path.relative_to(out).as_posix(), 0, "", 0)).isoformat() == day:
-            moved.append((path, into / path.relative_to(out)))
-            moved[-1][1].parent.mkdir(parents=True, exist_ok=True)
-            path.rename(moved[-1][1])
-    return moved
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     """Built the way a deployment builds it day by day: the bills and the first day's telemetry and
     serving files, then the second day's files landing and loading as that day's partition."""
     out = tmp_path_factory.mktemp("fleet")
     generated = generate(out, **FLEET)
-    held = hold_back(out, SECOND_DAY, tmp_path_factory.mktemp("held"))
+    held = hold_back_day(out, date.fromisoformat(SECOND_DAY), tmp_path_factory.mktemp("held"))
     assert len(held) > 20
     instance = dg.DagsterInstance.ephemeral()
     first = run_everything(generated.config_path, instance, log_level="WARNING", say=lambda _: None)

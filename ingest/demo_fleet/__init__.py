@@ -19,6 +19,8 @@ from ingest.demo_fleet.plan import CALLERS, DC1, EXPORT_NAME, ON_PREM, SAMPLES_P
 from ingest.demo_fleet.serving import deployment_load, simulate, write_gateway_logs, write_litellm_logs
 from ingest.demo_fleet.telemetry import gpu_energy, gpu_series, write_host
 from ingest.demo_fleet.truth import ground_truth, injected_anomalies, with_budgets
+from ingest.landing import LandingFile
+from ingest.load import file_day
 from ingest.nvml import WORKLOAD_ENV_VAR
 
 log = logging.getLogger(__name__)
@@ -212,3 +214,18 @@ def generate(out: Path, gpus: int = 19, days: int = 7, seed: int = 42, start: da
                           "requests": len(traffic.requests), "bill_lines": len(lines)}
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     return GeneratedFleet(out, plan, len(files) + 2, time.perf_counter() - began)
+
+
+def hold_back_day(out: Path, day: date, into: Path) -> list[tuple[Path, Path]]:
+    """Move a generated fleet's telemetry and serving files of `day` (by `file_day`, as the daily
+    partitions see them) from `out` to the same paths under `into`, so that day can land later.
+    Returns (landing path, held path) pairs."""
+    held = []
+    for path in sorted(p for folder in ("telemetry", "serving") for p in (out / folder).rglob("*") if p.is_file()):
+        key = path.relative_to(out).as_posix()
+        if file_day(LandingFile(key, 0, "", 0)) == day:
+            waiting = into / key
+            waiting.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(waiting)
+            held.append((path, waiting))
+    return held
