@@ -263,6 +263,10 @@ class Alerts(_Strict):
 
 class Config(_Strict):
     warehouse: Path = Path("data/gpuledger.duckdb")
+    memory_limit: str = Field(
+        "5GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory limit for ingestion and for dbt; past it DuckDB spills to "
+                    "<warehouse>.tmp. DuckDB's own default, 80 % of RAM, let a 1,000-GPU day grow to 16 GiB")
     published: Path | None = Field(None, description="folder of the analysts' Parquet marts and catalog; "
                                    "default: `published` beside the warehouse")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")

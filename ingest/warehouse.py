@@ -48,10 +48,12 @@ INGESTED_COLUMNS = "source, scope, size_bytes, sha256, rows_loaded, rows_quarant
 
 
 @contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path, read_only: bool = False, memory_limit: str | None = None
+            ) -> Iterator[duckdb.DuckDBPyConnection]:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only,
+                         config={"memory_limit": memory_limit} if memory_limit else {})
     try:
         if not read_only:
             # Raw rows carry their file and row number, so their order on disk does not matter;
@@ -205,3 +207,19 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
     return scalar(
         con, "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
     ) > 0
+
+
+def ingestion_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """Changes whenever a file or delivery is loaded, reloaded, restated or forgotten: what the
+    ledger is built from, short of the config tables."""
+    return str(first_row(con, f"""
+        select count(*), max(ingested_at), sum(rows_loaded), sum(rows_quarantined) from {RAW}.ingested_files"""))
+
+
+def config_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """Every config table's rows, in any order: what SQL reads of gpuledger.yaml, of the files it
+    names and of the process-to-workload mapping. A change elsewhere in gpuledger.yaml, such as
+    the alert settings, leaves it alone."""
+    tables = [t for (t,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = ? order by 1", [CONFIG]).fetchall()]
+    return str([(t, first_row(con, f'select count(*), sum(hash(t)::hugeint) from {CONFIG}."{t}" t')) for t in tables])

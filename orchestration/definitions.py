@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
 from orchestration.assets import anomalies, billing, config_tables, dbt, publish, reference, report, serving, telemetry
 from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
-from orchestration.resources import GpuledgerResource, SlackResource
+from orchestration.resources import DbtResource, GpuledgerResource, SlackResource
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import new_billing_deliveries, new_telemetry_and_serving_files, rebuild_after_new_data
 
@@ -26,7 +25,7 @@ defs = dg.Definitions(
              post_failed_runs],
     resources={
         "gpuledger": GpuledgerResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": DbtResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "slack": SlackResource(),
     },
 )

@@ -40,6 +40,17 @@ def test_defaults_when_the_file_is_empty(tmp_path):
     assert cfg.billing.team_tags == ["user_team", "user:team", "team"]
 
 
+def test_every_warehouse_connection_keeps_to_the_memory_limit(tmp_path):
+    from orchestration.resources import GpuledgerResource
+
+    default = GpuledgerResource(config_path=str(write(tmp_path, "")))
+    with default.connect() as con:
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "4.6 GiB"  # 5 GB
+    small = GpuledgerResource(config_path=str(write(tmp_path, "memory_limit: 512MiB\n")))
+    with small.connect() as con:
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "512.0 MiB"
+
+
 def test_path_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GPULEDGER_CONFIG", str(write(tmp_path, "currency: EUR\n")))
     assert load_config().currency == "EUR"
@@ -53,6 +64,7 @@ def test_path_comes_from_the_environment(tmp_path, monkeypatch):
         ("token_weights: {input: -1}\n", "token_weights.input: Input should be greater than or equal to 0"),
         ("shared_costs: {policy: evenly}\n", "shared_costs.policy: Input should be 'proportional' or 'unallocated'"),
         ("currency: dollars\n", "currency: String should match pattern"),
+        ("memory_limit: lots\n", "memory_limit: String should match pattern"),
         ("workloads:\n  - {name: a, kind: serving, owner_team: x, match: {host: h}}\n", "workloads[0].kind"),
         ("workloads:\n  - {name: a, kind: inference, owner_team: x, match: {host: h}}\n",
          "an inference workload must list the models it serves"),

@@ -16,7 +16,10 @@ from pipeline import close, failed_checks, materialize_all, query, unit_economic
 from ingest.config import load_config
 from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
-from orchestration.runs import PipelineRun, run_days, run_everything
+from orchestration.assets.dbt import REBUILD_TAG
+from orchestration.definitions import defs
+from orchestration.jobs import gpuledger_job
+from orchestration.runs import PipelineRun, run_config, run_days, run_everything
 
 # 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
 # that idles over the weekend; a GCP a2 VM under a committed-use discount; an Azure NC A100 VM; an
@@ -47,7 +50,8 @@ def fleet(tmp_path_factory):
     truth = json.loads((out / "ground_truth.json").read_text())
     return {"config": generated.config_path, "warehouse": load_config(generated.config_path).warehouse_path,
             "truth": truth, "result": PipelineRun(first.results + second.results),
-            "second_day_logs": [e.user_message for r in second.results for e in instance.all_logs(r.run_id)]}
+            "second_day_logs": [e.user_message for r in second.results for e in instance.all_logs(r.run_id)],
+            "instance": instance}
 
 
 def test_a_new_day_rebuilds_only_that_days_gpu_hours(fleet):
@@ -56,6 +60,34 @@ def test_a_new_day_rebuilds_only_that_days_gpu_hours(fleet):
         select cast(date_trunc('day', hour_start) as date), count(distinct gpu_uuid)
         from intermediate.int_gpu_hours_observed group by 1 order by 1""")
     assert days == [(date(2026, 10, 31), 31), (date(2026, 11, 1), 31)]
+
+
+def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet):
+    """The fixed cost of a run: the day's files are listed again, and neither the days nor the
+    ledger are rebuilt. Runs before the tests below that reload files into the warehouse."""
+    instance = fleet["instance"]
+    before = _marts(fleet["warehouse"])
+    again = run_days(fleet["config"], instance, SECOND_DAY, SECOND_DAY, say=lambda _: None)
+    assert again.success
+    logs = [e.user_message for r in again.results for e in instance.all_logs(r.run_id)]
+    assert any(m.startswith("daily models: no telemetry or request ingested since ") and m.endswith(
+        "and nothing changed: no day rebuilt") for m in logs)
+    assert "ledger and marts: nothing loaded or changed since their last build: not rebuilt" in logs
+    assert {key for key in materialized(again) if key.split("/")[0] in BUILT_LAYERS} == set()
+    assert _marts(fleet["warehouse"]) == before
+    # the rebuild tag rebuilds the ledger all the same, to the same marts
+    forced = defs.resolve_job_def(gpuledger_job.name).execute_in_process(
+        instance=instance, run_config=run_config(fleet["config"], "WARNING"), tags={REBUILD_TAG: "all"})
+    assert {"marts/cost_ledger_hourly", "marts/unit_economics_daily", "marts/spend_anomalies"} <= materialized(
+        PipelineRun([forced]))
+    assert _marts(fleet["warehouse"]) == before
+
+
+BUILT_LAYERS = ("staging", "intermediate", "marts", "published", "reports")  # what dbt and the rest build from raw
+
+
+def materialized(run: PipelineRun) -> set[str]:
+    return {e.asset_key.to_user_string() for e in run.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
 
 
 def test_every_team_model_day_matches_ground_truth(fleet):

@@ -245,7 +245,7 @@ def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing
         run = run_days(config, instance, "2026-11-22", "2026-11-22", say=lambda _: None)  # another day's files
         assert run.success
         logs = [e.user_message for r in run.results for e in instance.all_logs(r.run_id)]
-        assert "gpuledger.yaml changed: rebuilding every day" in logs
+        assert "gpuledger.yaml or the daily models changed: rebuilding every day" in logs
         # GPU 2's pt_main_thread on 2026-11-02 no longer matches `tune`: its $2.00 goes to unmatched
         assert (10, 2, "unmatched", Decimal("2")) in allocation(first_run, "i-0gpu")
     finally:

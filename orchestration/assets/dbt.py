@@ -1,27 +1,36 @@
 """The dbt models (staging -> intermediate -> marts) as assets; their tests become asset checks.
 The GPU-hour and request models are partitioned by UTC day, like the files they read; the ledger
-and the marts above them are rebuilt whole."""
+and the marts above them are rebuilt whole. Either build is skipped when nothing it reads changed
+since the last one, so a run with nothing new costs seconds, not a rebuild."""
 
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from ingest.config import Config
 from ingest.day_windows import days_to_rebuild, new_rows
-from ingest.warehouse import scalar, table_exists
+from ingest.warehouse import config_fingerprint, ingestion_fingerprint, scalar, table_exists
 from orchestration.assets.billing import ensure_aws_cur_table
+from orchestration.assets.reference import CLOUD_GPU_PRICES_API
 from orchestration.partitions import days
 from orchestration.project import dbt_project
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
 WAREHOUSE_ENV_VAR = "GPULEDGER_DUCKDB_PATH"  # read by dbt_project/profiles.yml
+MEMORY_LIMIT_ENV_VAR = "GPULEDGER_DUCKDB_MEMORY_LIMIT"  # likewise
+# The days a daily build covers, read by macros/day_window.sql. Environment variables rather than
+# --vars: dbt re-parses the whole project when its --vars change, and only the files that read an
+# environment variable when that changes.
+DAY_START_ENV_VAR, DAY_END_ENV_VAR = "GPULEDGER_DAY_START", "GPULEDGER_DAY_END"
+# A run tagged with it rebuilds every day and the ledger, whatever changed (a UI launchpad tag).
+REBUILD_TAG = "gpuledger/rebuild"
+INPUTS_DIGEST = "inputs_digest"  # metadata: what a build read (config tables, dbt code, raw loads)
 
 
 class GpuledgerTranslator(DagsterDbtTranslator):
@@ -41,48 +50,89 @@ class GpuledgerTranslator(DagsterDbtTranslator):
 
 
 TRANSLATOR = GpuledgerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
-DAILY = "tag:daily"  # the telemetry views, GPU-hour and request models, built per UTC day (dbt_project.yml)
+DAILY = "daily"  # the tag of the telemetry views, GPU-hour and request models, built per UTC day (dbt_project.yml)
+
+
+@cache
+def code_digest(daily_only: bool) -> str:
+    """The dbt project's SQL as built: every node's checksum (the daily ones only, if asked) and
+    every macro, so a changed model or macro rebuilds what it shapes."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    nodes = {uid: n["checksum"]["checksum"] for uid, n in manifest["nodes"].items()
+             if n["package_name"] == manifest["metadata"]["project_name"] and (DAILY in n["tags"] or not daily_only)}
+    macros = {uid: m["macro_sql"] for uid, m in manifest["macros"].items()
+              if m["package_name"] == manifest["metadata"]["project_name"]}
+    return hashlib.sha256(json.dumps([nodes, macros], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def digest(**inputs: object) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def recorded(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Mapping[str, Any]:
+    """The metadata of `key`'s latest materialization in this Dagster instance ({} when none)."""
+    event = context.instance.get_latest_materialization_event(key)
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
+
+
+def latest_storage_id(context: dg.AssetExecutionContext, key: dg.AssetKey) -> int | None:
+    records = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+    return records[0].storage_id if records else None
+
+
+def builds_everything(context: dg.AssetExecutionContext) -> bool:
+    """Only a build of every model of the asset is compared and stamped: a hand-picked subset
+    always runs, and never vouches for the models it left out."""
+    return context.selected_asset_keys == context.assets_def.keys
 
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
-          dbt_vars: dict[str, str] | None = None) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    os.environ[WAREHOUSE_ENV_VAR] = str(gpuledger.config.warehouse_path)
+          stamp_key: dg.AssetKey, stamp: Mapping[str, str], window: tuple[datetime, datetime] | None = None,
+          ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """`dbt build` of the asset's selection (the days of `window` for the daily models), with row
+    counts, and `stamp` in the metadata of `stamp_key`: what the next build compares against."""
+    cfg = gpuledger.config
+    os.environ[WAREHOUSE_ENV_VAR] = str(cfg.warehouse_path)
+    os.environ[MEMORY_LIMIT_ENV_VAR] = cfg.memory_limit
+    for name, bound in ((DAY_START_ENV_VAR, window and window[0]), (DAY_END_ENV_VAR, window and window[1])):
+        if bound:
+            os.environ[name] = f"{bound:%Y-%m-%d %H:%M:%S}"
+        else:
+            os.environ.pop(name, None)
     with gpuledger.connect() as con:
         ensure_aws_cur_table(con)
-    args = ["build", *(["--vars", json.dumps(dbt_vars)] if dbt_vars else [])]
-    invocation = dbt.cli(args, context=context)
-    events = list(invocation.stream())
-    # dagster-dbt gives every run its own target folder (a few MB); an hourly schedule would fill
-    # the disk. A failed run's folder stays for its logs and compiled SQL.
-    if invocation.is_successful():
-        shutil.rmtree(invocation.target_path, ignore_errors=True)
+    # One target folder per warehouse, kept between runs: dbt re-parses only what changed since the
+    # last build there (its partial parse is keyed to the profile, so to the warehouse path), and
+    # the last build's logs and compiled SQL are in a known place. Builds of one warehouse never
+    # overlap: they share the writer pool.
+    target = cfg.warehouse_path.parent / "dbt-target"
+    # a failed build raises here, with no event yielded and nothing stamped
+    events = list(dbt.cli(["build"], context=context, target_path=target).stream())
     # Row counts are read here, on a connection that is closed again, rather than with
     # dagster-dbt's fetch_row_counts(), which leaves dbt's connection open in this process.
     with gpuledger.connect() as con:
         for event in events:
             if isinstance(event, dg.Output):
-                schema, table = context.asset_key_for_output(event.output_name).path
+                key = context.asset_key_for_output(event.output_name)
+                schema, table = key.path
+                metadata = dict(event.metadata)
                 if table_exists(con, schema, table):
-                    rows = scalar(con, f'select count(*) from "{schema}"."{table}"')
-                    event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
+                    metadata["dagster/row_count"] = scalar(con, f'select count(*) from "{schema}"."{table}"')
+                if key == stamp_key and builds_everything(context):
+                    metadata.update(stamp)
+                event = event.with_metadata(metadata)
             yield event
 
 
 # the model whose materializations record what a daily build saw
 WATERMARK_MODEL = dg.AssetKey(["intermediate", "int_gpu_samples"])
 INGESTED_THROUGH = "raw_ingested_through"  # metadata: the newest raw row a daily build saw
-CONFIG_DIGEST = "config_digest"  # metadata: the gpuledger.yaml that build used
-
-
-def config_digest(cfg: Config) -> str:
-    """Workload rules, host mapping, models: what the daily models read from gpuledger.yaml."""
-    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select=DAILY,
+    select=f"tag:{DAILY}",
     name="daily_models",
     dagster_dbt_translator=TRANSLATOR,
     partitions_def=days,
@@ -92,40 +142,56 @@ def config_digest(cfg: Config) -> str:
 def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
     """The partition's days (a backfill's whole range in one build), and any day that gained
     telemetry or requests since the last build, are deleted and rebuilt; every day when no
-    earlier build is recorded in this Dagster instance, or gpuledger.yaml changed since."""
-    previous = context.instance.get_latest_materialization_event(WATERMARK_MODEL)
-    recorded = previous.asset_materialization.metadata if previous else {}
-    through = datetime.fromisoformat(recorded[INGESTED_THROUGH].value) if INGESTED_THROUGH in recorded else None
-    digest = config_digest(gpuledger.config)
+    earlier build is recorded in this Dagster instance, or the config tables or the daily models'
+    SQL changed since. Nothing is rebuilt when no raw row arrived and nothing changed."""
+    last = recorded(context, WATERMARK_MODEL)
+    through = datetime.fromisoformat(last[INGESTED_THROUGH]) if INGESTED_THROUGH in last else None
     with gpuledger.connect() as con:
         arrived = new_rows(con, through)
-    dbt_vars = None
+        inputs = digest(config=config_fingerprint(con), code=code_digest(daily_only=True))
+    window = None
     if through is None:
         context.log.info("no earlier daily build recorded: building every day")
-    elif CONFIG_DIGEST not in recorded or recorded[CONFIG_DIGEST].value != digest:
+    elif context.run.tags.get(REBUILD_TAG):
+        context.log.info(f"{REBUILD_TAG} tag: rebuilding every day")
+    elif last.get(INPUTS_DIGEST) != inputs:
         # history is re-attributed when the mapping changes, as the config tables promise
-        context.log.info("gpuledger.yaml changed: rebuilding every day")
+        context.log.info("gpuledger.yaml or the daily models changed: rebuilding every day")
+    elif arrived.first is None and builds_everything(context):
+        context.log.info(f"daily models: no telemetry or request ingested since {through:%Y-%m-%d %H:%M:%S} "
+                         "and nothing changed: no day rebuilt")
+        return
     else:
-        window = context.partition_time_window
-        start, end = days_to_rebuild(window.start.replace(tzinfo=None), window.end.replace(tzinfo=None), arrived)
-        context.log.info(f"daily models: rebuilding {start:%Y-%m-%d} up to {end:%Y-%m-%d}")
-        dbt_vars = {"day_start": f"{start:%Y-%m-%d %H:%M:%S}", "day_end": f"{end:%Y-%m-%d %H:%M:%S}"}
+        requested = context.partition_time_window
+        window = days_to_rebuild(requested.start.replace(tzinfo=None), requested.end.replace(tzinfo=None), arrived)
+        context.log.info(f"daily models: rebuilding {window[0]:%Y-%m-%d} up to {window[1]:%Y-%m-%d}")
     newest = arrived.newest_ingested or through
-    for event in build(context, dbt, gpuledger, dbt_vars):
-        if newest and isinstance(event, dg.Output) and \
-                context.asset_key_for_output(event.output_name) == WATERMARK_MODEL:
-            event = event.with_metadata({**event.metadata, INGESTED_THROUGH: newest.isoformat(),
-                                         CONFIG_DIGEST: digest})
-        yield event
+    stamp = {INPUTS_DIGEST: inputs, **({INGESTED_THROUGH: newest.isoformat()} if newest else {})}
+    yield from build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, window)
+
+
+# the model whose materializations record what the ledger build read
+LEDGER_MODEL = dg.AssetKey(["marts", "cost_ledger_hourly"])
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=DAILY,
+    exclude=f"tag:{DAILY}",
     name="gpuledger_models",
     dagster_dbt_translator=TRANSLATOR,
     pool=WRITER_POOL,
 )
 def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
-    yield from build(context, dbt, gpuledger)
+    """The ledger and marts, rebuilt whole unless nothing they read changed since the last build:
+    no file or delivery loaded, no day rebuilt, the same config tables, prices and SQL."""
+    with gpuledger.connect() as con:
+        loads, config = ingestion_fingerprint(con), config_fingerprint(con)
+    inputs = digest(loads=loads, config=config, code=code_digest(daily_only=False),
+                    days=latest_storage_id(context, WATERMARK_MODEL),
+                    prices=latest_storage_id(context, CLOUD_GPU_PRICES_API))
+    if recorded(context, LEDGER_MODEL).get(INPUTS_DIGEST) == inputs and builds_everything(context) \
+            and not context.run.tags.get(REBUILD_TAG):
+        context.log.info("ledger and marts: nothing loaded or changed since their last build: not rebuilt")
+        return
+    yield from build(context, dbt, gpuledger, LEDGER_MODEL, {INPUTS_DIGEST: inputs})
