@@ -262,9 +262,11 @@ def report(runs: list[DayRun]) -> None:
         bare = (big.reference_s - small.reference_s) / ((big.reference_rows - small.reference_rows) / 1e6)
         print(f"\nmarginal cost per million input rows, {small.gpus} -> {big.gpus} GPUs: pipeline {pipeline:.2f} s, "
               f"bare DuckDB {bare:.2f} s, ratio {pipeline / bare:.1f}x")
-    print("\nreference cost per 1M tokens (AWS GPUs only, output-token split; not the pipeline's dollars):")
-    print(table(["model", "team", "$ / 1M tokens"], [[m, t, "n/a" if c is None else f"{c:.4f}"]
-                                                    for m, t, c in runs[0].prices[:12]]))
+    # the reference reads the AWS bill only: models served on GCP, Azure or on-prem GPUs have no cost in it
+    priced = [(m, t, c) for m, t, c in runs[0].prices if c is not None]
+    print(f"\nreference cost per 1M tokens (AWS GPUs only, output-token split; not the pipeline's dollars), "
+          f"{len(priced)} of {len(runs[0].prices)} model x team pairs served on AWS:")
+    print(table(["model", "team", "$ / 1M tokens"], [[m, t, f"{c:.4f}"] for m, t, c in priced[:12]]))
 
 
 def main() -> int:

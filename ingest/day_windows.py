@@ -67,3 +67,28 @@ def days_to_rebuild(start: datetime, end: datetime, arrived: NewRows) -> tuple[d
         if first is not None and last is not None:
             start, end = min(start, _day(first)), max(end, _day(last) + timedelta(days=1))
     return start, end
+
+
+
+def day_chunks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None,
+               max_rows: int) -> list[tuple[datetime, datetime]]:
+    """[start, end) (every day with raw rows when None) as consecutive runs of whole days of at most
+    `max_rows` raw rows each (a larger day stands alone): one dbt build each, so a backfill or a
+    rebuild of history needs the memory of its largest run, not of all its days."""
+    rows = _union(con, TELEMETRY_TABLES + REQUEST_TABLES, "ts")
+    per_day = con.execute(f"""
+        select date_trunc('day', ts), count(*) from ({rows})
+        where ts >= coalesce(?, '-infinity'::timestamp) and ts < coalesce(?, 'infinity'::timestamp)
+        group by 1 order by 1""", [start, end]).fetchall() if rows else []
+    chunks: list[list] = []
+    for day, count in per_day:
+        if chunks and chunks[-1][2] + count <= max_rows:
+            chunks[-1][1], chunks[-1][2] = day + timedelta(days=1), chunks[-1][2] + count
+        else:  # from where the last run ended: days without rows between runs are rebuilt (emptied) too
+            chunks.append([chunks[-1][1] if chunks else day, day + timedelta(days=1), count])
+    if not chunks:
+        return [] if start is None else [(start, end)]
+    # the requested bounds, where they reach past the days with rows, stay covered (their old rows go)
+    chunks[0][0] = min(chunks[0][0], start) if start else chunks[0][0]
+    chunks[-1][1] = max(chunks[-1][1], end) if end else chunks[-1][1]
+    return [(first, last) for first, last, _ in chunks]

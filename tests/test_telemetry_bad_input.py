@@ -28,13 +28,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 from pipeline import failed_checks, query
 from test_allocation import CHAT, STEP, T10, T11, TUNE, cur_line, write_cur
 from test_allocation import ENERGY_STEP_MJ as STEP_MJ
 
 from ingest.config import load_config
-from ingest.day_windows import NewRows, days_to_rebuild
+from ingest.day_windows import NewRows, day_chunks, days_to_rebuild
 from orchestration.runs import run_days, run_everything
 
 HOUR = timedelta(hours=1)
@@ -236,6 +237,22 @@ def test_rows_of_other_days_and_retried_requests_widen_the_days_rebuilt():
     retried = NewRows(datetime(2026, 11, 24, 0, 0, 15), datetime(2026, 11, 24, 9),
                       retried_first=datetime(2026, 11, 23, 23, 59, 40), retried_last=datetime(2026, 11, 23, 23, 59, 40))
     assert days_to_rebuild(*day, retried) == (datetime(2026, 11, 23), datetime(2026, 11, 25))
+
+
+def test_many_days_are_built_in_runs_of_whole_days_that_cover_the_gaps_between_them():
+    con = duckdb.connect()
+    con.execute("create schema raw")
+    con.execute("create table raw.nvml_gpu_samples as select unnest(?::timestamp[]) as ts",
+                [["2026-11-01 03:00", "2026-11-01 23:59", "2026-11-02 01:00", "2026-11-04 01:00"]])
+    con.execute("create table raw.gateway_requests as select timestamp '2026-11-02 12:00' as ts")
+    day = [datetime(2026, 11, d) for d in range(1, 8)]
+    # every day with rows: two days' 4 rows, then the rest
+    assert day_chunks(con, None, None, 4) == [(day[0], day[2]), (day[2], day[4])]
+    assert day_chunks(con, None, None, 100) == [(day[0], day[4])]
+    # a day over the limit stands alone; the days asked for without rows stay in the runs beside them
+    assert day_chunks(con, datetime(2026, 10, 30), day[6], 1) == [
+        (datetime(2026, 10, 30), day[1]), (day[1], day[2]), (day[2], day[6])]
+    assert day_chunks(con, day[5], day[6], 1) == [(day[5], day[6])]  # no rows: the day still empties
 
 
 def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing, first_run, instance):

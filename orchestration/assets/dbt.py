@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from ingest.day_windows import days_to_rebuild, new_rows
+from ingest.day_windows import day_chunks, days_to_rebuild, new_rows
 from ingest.warehouse import config_fingerprint, ingestion_fingerprint, scalar, table_exists
 from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.assets.reference import CLOUD_GPU_PRICES_API
@@ -88,9 +88,10 @@ def builds_everything(context: dg.AssetExecutionContext) -> bool:
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
           stamp_key: dg.AssetKey, stamp: Mapping[str, str], window: tuple[datetime, datetime] | None = None,
-          ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """`dbt build` of the asset's selection (the days of `window` for the daily models), with row
-    counts, and `stamp` in the metadata of `stamp_key`: what the next build compares against."""
+          full_refresh: bool = False) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """`dbt build` of the asset's selection (the days of `window` for the daily models; tables
+    dropped first with `full_refresh`), with row counts, and `stamp` in the metadata of
+    `stamp_key`: what the next build compares against."""
     cfg = gpuledger.config
     os.environ[WAREHOUSE_ENV_VAR] = str(cfg.warehouse_path)
     os.environ[MEMORY_LIMIT_ENV_VAR] = cfg.memory_limit
@@ -107,7 +108,8 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
     # overlap: they share the writer pool.
     target = cfg.warehouse_path.parent / "dbt-target"
     # a failed build raises here, with no event yielded and nothing stamped
-    events = list(dbt.cli(["build"], context=context, target_path=target).stream())
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    events = list(dbt.cli(args, context=context, target_path=target).stream())
     # Row counts are read here, on a connection that is closed again, rather than with
     # dagster-dbt's fetch_row_counts(), which leaves dbt's connection open in this process.
     with gpuledger.connect() as con:
@@ -140,16 +142,18 @@ INGESTED_THROUGH = "raw_ingested_through"  # metadata: the newest raw row a dail
     pool=WRITER_POOL,
 )
 def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
-    """The partition's days (a backfill's whole range in one build), and any day that gained
+    """The partition's days (a backfill's whole range in one run), and any day that gained
     telemetry or requests since the last build, are deleted and rebuilt; every day when no
     earlier build is recorded in this Dagster instance, or the config tables or the daily models'
-    SQL changed since. Nothing is rebuilt when no raw row arrived and nothing changed."""
+    SQL changed since. Nothing is rebuilt when no raw row arrived and nothing changed. Many days
+    are built a run of days at a time (`ingest.day_windows.day_chunks`), so memory stays that of
+    the largest run, not of all history."""
     last = recorded(context, WATERMARK_MODEL)
     through = datetime.fromisoformat(last[INGESTED_THROUGH]) if INGESTED_THROUGH in last else None
     with gpuledger.connect() as con:
         arrived = new_rows(con, through)
         inputs = digest(config=config_fingerprint(con), code=code_digest(daily_only=True))
-    window = None
+    window: tuple[datetime | None, datetime | None] = (None, None)  # every day
     if through is None:
         context.log.info("no earlier daily build recorded: building every day")
     elif context.run.tags.get(REBUILD_TAG):
@@ -165,9 +169,20 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
         requested = context.partition_time_window
         window = days_to_rebuild(requested.start.replace(tzinfo=None), requested.end.replace(tzinfo=None), arrived)
         context.log.info(f"daily models: rebuilding {window[0]:%Y-%m-%d} up to {window[1]:%Y-%m-%d}")
+    with gpuledger.connect() as con:
+        chunks = day_chunks(con, *window, gpuledger.config.daily_build_rows)
     newest = arrived.newest_ingested or through
     stamp = {INPUTS_DIGEST: inputs, **({INGESTED_THROUGH: newest.isoformat()} if newest else {})}
-    yield from build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, window)
+    events: list = []
+    for number, chunk in enumerate(chunks or [None], start=1):
+        if len(chunks) > 1:
+            context.log.info(f"daily models: building {chunk[0]:%Y-%m-%d} up to {chunk[1]:%Y-%m-%d} ({number} of "
+                             f"{len(chunks)}, at most {gpuledger.config.daily_build_rows:,} raw rows a build)")
+        # Rebuilding every day starts from new tables, so a model whose columns changed is rebuilt
+        # too. Each build's outputs and checks cover the whole tables: the last one's stand for all.
+        events = list(build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, chunk,
+                            full_refresh=number == 1 and window == (None, None)))
+    yield from events
 
 
 # the model whose materializations record what the ledger build read
