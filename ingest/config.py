@@ -264,7 +264,7 @@ class Alerts(_Strict):
 class Config(_Strict):
     warehouse: Path = Path("data/gpuledger.duckdb")
     memory_limit: str = Field(
-        "5GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        "6GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="DuckDB's memory limit for ingestion and for dbt; past it DuckDB spills to "
                     "<warehouse>.tmp. DuckDB's own default, 80 % of RAM, let a 1,000-GPU day grow to 16 GiB")
     daily_build_rows: int = Field(

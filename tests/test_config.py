@@ -45,7 +45,7 @@ def test_every_warehouse_connection_keeps_to_the_memory_limit(tmp_path):
 
     default = GpuledgerResource(config_path=str(write(tmp_path, "")))
     with default.connect() as con:
-        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "4.6 GiB"  # 5 GB
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "5.5 GiB"  # 6 GB
     small = GpuledgerResource(config_path=str(write(tmp_path, "memory_limit: 512MiB\n")))
     with small.connect() as con:
         assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "512.0 MiB"

@@ -2,11 +2,14 @@
 with source as (
     select *
     from {{ source('raw', 'nvml_processes') }}
+    -- the build's days before de-duplicating: DuckDB does not push the filter through the window
+    where {{ in_day_window('ts') }}
     qualify row_number() over (partition by gpu_uuid, ts, pid order by _source_file) = 1
 ),
 
 devices as (
     select distinct gpu_uuid, parent_gpu_uuid from {{ source('raw', 'nvml_gpu_samples') }}
+    where {{ in_day_window('ts') }}
 )
 
 select
