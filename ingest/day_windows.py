@@ -69,7 +69,6 @@ def days_to_rebuild(start: datetime, end: datetime, arrived: NewRows) -> tuple[d
     return start, end
 
 
-
 def day_chunks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None,
                max_rows: int) -> list[tuple[datetime, datetime]]:
     """[start, end) (every day with raw rows when None) as consecutive runs of whole days of at most
