@@ -206,13 +206,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_docs(args: argparse.Namespace) -> int:
     """dbt's documentation site: every model, column, test and the lineage, with the warehouse's
     own column types (dbt reads them, so run it when no pipeline run is writing)."""
-    from orchestration.assets.dbt import WAREHOUSE_ENV_VAR
+    from orchestration.assets.dbt import MEMORY_LIMIT_ENV_VAR, WAREHOUSE_ENV_VAR
     from orchestration.project import DBT_PROJECT_DIR, run_dbt
 
     cfg = load_config(Path(args.config))
     if not cfg.warehouse_path.exists():
         raise ConfigError(f"no warehouse at {cfg.warehouse_path} yet: run `gpuledger run` (or `gpuledger demo`) first")
-    env = {WAREHOUSE_ENV_VAR: str(cfg.warehouse_path)}
+    env = {WAREHOUSE_ENV_VAR: str(cfg.warehouse_path), MEMORY_LIMIT_ENV_VAR: cfg.memory_limit}
     target = DBT_PROJECT_DIR / "target" / "docs"
     run_dbt("docs", "generate", "--target-path", str(target), env=env)
     print(f"gpuledger: dbt docs in {target} (index.html, manifest.json, catalog.json)")

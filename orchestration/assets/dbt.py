@@ -88,9 +88,9 @@ def builds_everything(context: dg.AssetExecutionContext) -> bool:
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
           stamp_key: dg.AssetKey, stamp: Mapping[str, str], window: tuple[datetime, datetime] | None = None,
-          full_refresh: bool = False) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """`dbt build` of the asset's selection (the days of `window` for the daily models; tables
-    dropped first with `full_refresh`), with row counts, and `stamp` in the metadata of
+          full_refresh: bool = False, tests: bool = True) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """`dbt build` of the asset's selection (`dbt run` without `tests`; the days of `window` for
+    the daily models; tables dropped first with `full_refresh`), with row counts, and `stamp` in the metadata of
     `stamp_key`: what the next build compares against."""
     cfg = gpuledger.config
     os.environ[WAREHOUSE_ENV_VAR] = str(cfg.warehouse_path)
@@ -108,7 +108,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
     # overlap: they share the writer pool.
     target = cfg.warehouse_path.parent / "dbt-target"
     # a failed build raises here, with no event yielded and nothing stamped
-    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    args = ["build" if tests else "run", *(["--full-refresh"] if full_refresh else [])]
     events = list(dbt.cli(args, context=context, target_path=target).stream())
     # Row counts are read here, on a connection that is closed again, rather than with
     # dagster-dbt's fetch_row_counts(), which leaves dbt's connection open in this process.
@@ -174,14 +174,16 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
     newest = arrived.newest_ingested or through
     stamp = {INPUTS_DIGEST: inputs, **({INGESTED_THROUGH: newest.isoformat()} if newest else {})}
     events: list = []
-    for number, chunk in enumerate(chunks or [None], start=1):
+    builds = chunks or [None]  # no raw row at all: one build, which creates the empty tables
+    for number, chunk in enumerate(builds, start=1):
         if len(chunks) > 1:
             context.log.info(f"daily models: building {chunk[0]:%Y-%m-%d} up to {chunk[1]:%Y-%m-%d} ({number} of "
                              f"{len(chunks)}, at most {gpuledger.config.daily_build_rows:,} raw rows a build)")
         # Rebuilding every day starts from new tables, so a model whose columns changed is rebuilt
-        # too. Each build's outputs and checks cover the whole tables: the last one's stand for all.
+        # too. The tests read the whole tables: they run once, with the last build, whose outputs
+        # and checks stand for all.
         events = list(build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, chunk,
-                            full_refresh=number == 1 and window == (None, None)))
+                            full_refresh=number == 1 and window == (None, None), tests=number == len(builds)))
     yield from events
 
 
