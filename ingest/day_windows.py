@@ -1,20 +1,56 @@
-"""Which UTC days a daily build must rebuild: the days it was asked for, the days of every raw
-telemetry or serving row ingested since the last build (a late file, or a file named for one day
-holding another's rows), and the days of earlier attempts of any new request an hour either side
-(a retry across midnight: int_requests counts a request once, on the day of its winning attempt)."""
+"""Which UTC days a build must rebuild.
+
+A daily build: the days it was asked for, the days of every raw telemetry or serving row ingested
+since the last build (a late file, or a file named for one day holding another's rows), and the
+days of earlier attempts of any new request an hour either side (a retry across midnight:
+int_requests counts a request once, on the day of its winning attempt).
+
+The ledger build: the days the daily builds rebuilt since (Dagster knows those), and the days of
+every billing period reloaded since and of any vLLM counters loaded since (`reloaded_days`)."""
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 import duckdb
 
-from ingest import dcgm, engine_logs, gateway, litellm, nvidia_smi, nvml
+from ingest import (
+    aws_cur,
+    azure,
+    dcgm,
+    engine_logs,
+    focus,
+    gateway,
+    gcp_billing,
+    litellm,
+    nvidia_smi,
+    nvml,
+    oci,
+    vllm_metrics,
+)
 from ingest.warehouse import RAW, first_row, table_exists
 
 TELEMETRY_TABLES = (nvml.GPU_SAMPLES, nvml.PROCESSES, nvidia_smi.GPU_SAMPLES, nvidia_smi.PROCESSES, dcgm.SAMPLES)
 REQUEST_TABLES = (gateway.REQUESTS, litellm.SPEND_LOGS, engine_logs.ENGINE_REQUESTS)
 # int_requests judges a day's requests with the hour either side (the dbt macro request_window)
 REQUEST_MARGIN = "interval 1 hour"
+# The raw tables the ledger reads itself rather than through the daily models, and the span of
+# hours a row can change: its billing period (a restated period is replaced whole), widened by its
+# own usage where the period does not say it all; for vLLM's counters the row's day and the next
+# (a day's first rise is measured from the day before's last value).
+LEDGER_TABLES = {
+    aws_cur.CUR: ("least(bill_billing_period_start_date, line_item_usage_start_date)",
+                  "greatest(bill_billing_period_end_date, line_item_usage_end_date)"),
+    # gcp_billing.CREDITS are loaded with their export rows, from the same lines
+    gcp_billing.EXPORT: ("least(billing_period_start, usage_start_time)",
+                         "greatest(billing_period_end, usage_end_time)"),
+    azure.AZURE: ("least(coalesce(billing_period_start, usage_date), usage_date)",
+                  "greatest(coalesce(billing_period_end, usage_date), usage_date) + interval 1 day"),
+    focus.FOCUS: ("least(billing_period_start, charge_period_start)",
+                  "greatest(billing_period_end, charge_period_end)"),
+    oci.OCI: ("date_trunc('month', interval_usage_start)",
+              "date_trunc('month', interval_usage_start) + interval 1 month"),
+    vllm_metrics.VLLM_METRICS: ("date_trunc('day', ts)", "date_trunc('day', ts) + interval 2 day"),
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +95,31 @@ def new_rows(con: duckdb.DuckDBPyConnection, since: datetime | None) -> NewRows:
 
 def _day(ts: datetime) -> datetime:
     return datetime.combine(ts.date(), time())
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    days: tuple[datetime, datetime] | None  # the whole days the new rows can change, [start, end)
+    newest_ingested: datetime | None  # the watermark the next ledger build starts from
+
+
+def reloaded_days(con: duckdb.DuckDBPyConnection, since: datetime | None) -> Reloaded:
+    """What billing and vLLM rows ingested after `since` can change in the ledger (every day when
+    None)."""
+    spans = " union all ".join(
+        f"select {start} as first, {end} as last, _ingested_at from {RAW}.{table}"
+        for table, (start, end) in LEDGER_TABLES.items() if table_exists(con, RAW, table))
+    if not spans:
+        return Reloaded(None, None)
+    first, last, newest = first_row(con, f"""
+        select min(first) filter (where _ingested_at > coalesce(?, '-infinity'::timestamp)),
+               max(last) filter (where _ingested_at > coalesce(?, '-infinity'::timestamp)),
+               max(_ingested_at)
+        from ({spans})""", [since, since])
+    if first is None:
+        return Reloaded(None, newest)
+    end = _day(last) if last == _day(last) else _day(last) + timedelta(days=1)
+    return Reloaded((_day(first), max(end, _day(first) + timedelta(days=1))), newest)
 
 
 def days_to_rebuild(start: datetime, end: datetime, arrived: NewRows) -> tuple[datetime, datetime]:

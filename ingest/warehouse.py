@@ -209,13 +209,6 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
     ) > 0
 
 
-def ingestion_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """Changes whenever a file or delivery is loaded, reloaded, restated or forgotten: what the
-    ledger is built from, short of the config tables."""
-    return str(first_row(con, f"""
-        select count(*), max(ingested_at), sum(rows_loaded), sum(rows_quarantined) from {RAW}.ingested_files"""))
-
-
 def config_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """Every config table's rows, in any order: what SQL reads of gpuledger.yaml, of the files it
     names and of the process-to-workload mapping. A change elsewhere in gpuledger.yaml, such as

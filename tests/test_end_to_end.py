@@ -18,7 +18,7 @@ from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
 from orchestration.assets.dbt import REBUILD_TAG
 from orchestration.definitions import defs
-from orchestration.jobs import gpuledger_job
+from orchestration.jobs import billing_period_job, gpuledger_job
 from orchestration.runs import PipelineRun, run_config, run_days, run_everything
 
 # 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
@@ -54,8 +54,10 @@ def fleet(tmp_path_factory):
             "instance": instance}
 
 
-def test_a_new_day_rebuilds_only_that_days_gpu_hours(fleet):
+def test_a_new_day_rebuilds_only_that_days_gpu_hours_and_ledger(fleet):
     assert f"daily models: rebuilding {SECOND_DAY} up to 2026-11-02" in fleet["second_day_logs"]
+    assert f"ledger and marts: rebuilding {SECOND_DAY} up to 2026-11-02 {LEDGER_WINDOW_REASON}" in fleet[
+        "second_day_logs"]
     days = query(fleet["warehouse"], """
         select cast(date_trunc('day', hour_start) as date), count(distinct gpu_uuid)
         from intermediate.int_gpu_hours_observed group by 1 order by 1""")
@@ -83,6 +85,24 @@ def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet):
     assert _marts(fleet["warehouse"]) == before
 
 
+def test_a_reloaded_billing_period_rebuilds_the_ledger_over_that_period_only(fleet):
+    """AWS delivers the October CUR again (as it does when it restates a period): the ledger's
+    hour-grain models rebuild October's days, not November's, and the marts come out the same."""
+    instance, before = fleet["instance"], _marts(fleet["warehouse"])
+    with duckdb.connect(str(fleet["warehouse"])) as con:  # forget the delivery, so that it loads again
+        forgotten = con.execute("delete from raw.ingested_files where source = 'aws_cur' "
+                                "and scope like '%BILLING_PERIOD=2026-10'").fetchone()
+    assert forgotten == (1,)
+    config = run_config(fleet["config"], "INFO")
+    billing = defs.resolve_job_def(billing_period_job.name).execute_in_process(
+        partition_key="2026-10-01", instance=instance, run_config=config)
+    ledger = defs.resolve_job_def(gpuledger_job.name).execute_in_process(instance=instance, run_config=config)
+    logs = [e.user_message for r in (billing, ledger) for e in instance.all_logs(r.run_id)]
+    assert f"ledger and marts: rebuilding 2026-10-01 up to 2026-11-01 {LEDGER_WINDOW_REASON}" in logs
+    assert _marts(fleet["warehouse"]) == before
+
+
+LEDGER_WINDOW_REASON = "(the days rebuilt and billing periods loaded since their last build), then the marts over them"
 BUILT_LAYERS = ("staging", "intermediate", "marts", "published", "reports")  # what dbt and the rest build from raw
 
 

@@ -3,7 +3,9 @@
    `dbt build`) a model covers all history. Environment variables, not --vars: changed --vars make
    dbt re-parse the whole project on every run.
    Day-partitioned models (models/intermediate/daily) delete their window and insert it again,
-   so a late file for an old day rebuilds that day and nothing else. #}
+   so a late file for an old day rebuilds that day and nothing else. The hourly ledger models
+   (models/intermediate/hourly, cost_ledger_hourly) do the same over the ledger's window: the days
+   the daily builds rebuilt and the billing periods reloaded since the ledger's last build. #}
 {% macro in_day_window(column, lookback_seconds=0, lookahead_seconds=0) -%}
     {%- set day_start = env_var('GPULEDGER_DAY_START', '') -%}
     {%- if day_start == '' -%}
@@ -11,6 +13,23 @@
     {%- else -%}
     {{ column }} >= cast('{{ day_start }}' as timestamp) - interval '{{ lookback_seconds }} seconds'
         and {{ column }} < cast('{{ env_var("GPULEDGER_DAY_END") }}' as timestamp) + interval '{{ lookahead_seconds }} seconds'
+    {%- endif -%}
+{%- endmacro %}
+
+{# The window and the minute before it: a day's first telemetry sample measures its energy from
+   the day before's last (int_gpu_timestamps), at most a minute back. #}
+{% macro in_sample_window(column) -%}
+    {{ in_day_window(column, lookback_seconds=60) }}
+{%- endmacro %}
+
+{# Whether a span [start, end) has an hour in the window (hours_of gives a span at least its first
+   hour): a superset test, for reading only what a window's hours can come from. #}
+{% macro overlaps_day_window(start_column, end_column) -%}
+    {%- if env_var('GPULEDGER_DAY_START', '') == '' -%}
+    true
+    {%- else -%}
+    {{ start_column }} < cast('{{ env_var("GPULEDGER_DAY_END") }}' as timestamp)
+        and greatest({{ end_column }}, {{ start_column }} + interval 1 hour) > cast('{{ env_var("GPULEDGER_DAY_START") }}' as timestamp)
     {%- endif -%}
 {%- endmacro %}
 

@@ -1,7 +1,9 @@
 """The dbt models (staging -> intermediate -> marts) as assets; their tests become asset checks.
-The GPU-hour and request models are partitioned by UTC day, like the files they read; the ledger
-and the marts above them are rebuilt whole. Either build is skipped when nothing it reads changed
-since the last one, so a run with nothing new costs seconds, not a rebuild."""
+The GPU-hour and request models are partitioned by UTC day, like the files they read. The
+ledger's hour-grain models rebuild only the days that changed under them (the days the daily
+builds rebuilt, the billing periods reloaded); the marts above them are rebuilt whole, from those.
+Either build is skipped when nothing it reads changed since the last one, so a run with nothing
+new costs seconds, not a rebuild."""
 
 import hashlib
 import json
@@ -14,8 +16,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from ingest.day_windows import day_chunks, days_to_rebuild, new_rows
-from ingest.warehouse import config_fingerprint, ingestion_fingerprint, scalar, table_exists
+from ingest.day_windows import day_chunks, days_to_rebuild, new_rows, reloaded_days
+from ingest.warehouse import config_fingerprint, scalar, table_exists
 from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.assets.reference import CLOUD_GPU_PRICES_API
 from orchestration.partitions import days
@@ -87,11 +89,13 @@ def builds_everything(context: dg.AssetExecutionContext) -> bool:
 
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
-          stamp_key: dg.AssetKey, stamp: Mapping[str, str], window: tuple[datetime, datetime] | None = None,
-          full_refresh: bool = False, tests: bool = True) -> Iterator[dg.Output | dg.AssetCheckResult]:
+          stamp_key: dg.AssetKey, stamp: Mapping[str, Any],
+          window: tuple[datetime | None, datetime | None] | None = None, full_refresh: bool = False,
+          tests: bool = True) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """`dbt build` of the asset's selection (`dbt run` without `tests`; the days of `window` for
-    the daily models; tables dropped first with `full_refresh`), with row counts, and `stamp` in the metadata of
-    `stamp_key`: what the next build compares against."""
+    the day- and hour-grain models, every day without; tables dropped first with `full_refresh`),
+    with row counts, and `stamp` in the metadata of `stamp_key`: what the next build compares
+    against."""
     cfg = gpuledger.config
     os.environ[WAREHOUSE_ENV_VAR] = str(cfg.warehouse_path)
     os.environ[MEMORY_LIMIT_ENV_VAR] = cfg.memory_limit
@@ -129,6 +133,8 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
 # the model whose materializations record what a daily build saw
 WATERMARK_MODEL = dg.AssetKey(["intermediate", "int_gpu_samples"])
 INGESTED_THROUGH = "raw_ingested_through"  # metadata: the newest raw row a daily build saw
+BUILT_DAYS = "built_days"  # metadata: the days a daily build rebuilt, "<start>/<end>" or "all"
+EVERY_DAY = "all"
 
 
 @dbt_assets(
@@ -172,7 +178,8 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
     with gpuledger.connect() as con:
         chunks = day_chunks(con, *window, gpuledger.config.daily_build_rows)
     newest = arrived.newest_ingested or through
-    stamp = {INPUTS_DIGEST: inputs, **({INGESTED_THROUGH: newest.isoformat()} if newest else {})}
+    stamp = {INPUTS_DIGEST: inputs, BUILT_DAYS: days_text(window),
+             **({INGESTED_THROUGH: newest.isoformat()} if newest else {})}
     events: list = []
     builds = chunks or [None]  # no raw row at all: one build, which creates the empty tables
     for number, chunk in enumerate(builds, start=1):
@@ -187,8 +194,51 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
     yield from events
 
 
+def days_text(window: tuple[datetime | None, datetime | None]) -> str:
+    return EVERY_DAY if window[0] is None else "/".join(f"{bound:%Y-%m-%d}" for bound in window)
+
+
 # the model whose materializations record what the ledger build read
 LEDGER_MODEL = dg.AssetKey(["marts", "cost_ledger_hourly"])
+DAILY_BUILD_SEEN = "daily_build_seen"  # metadata: the storage id of the last daily build the ledger saw
+LEDGER_INGESTED_THROUGH = "ledger_raw_ingested_through"  # metadata: the newest billing or vLLM row it saw
+DAILY_BUILDS_READ = 100  # more daily builds than this since the ledger's last build: rebuild every day
+
+
+def ledger_window(context: dg.AssetExecutionContext, last: Mapping[str, Any], inputs: str,
+                  reloaded: tuple[datetime, datetime] | None) -> tuple[datetime | None, datetime | None] | None:
+    """The days the ledger must rebuild: (None, None) for every day, None for none."""
+    every_day = (None, None)
+    if not builds_everything(context):
+        return every_day  # a hand-picked subset rebuilds what it picked, whole
+    if DAILY_BUILD_SEEN not in last:
+        context.log.info("ledger and marts: no earlier build recorded: building every day")
+        return every_day
+    if context.run.tags.get(REBUILD_TAG):
+        context.log.info(f"{REBUILD_TAG} tag: rebuilding the ledger's every day")
+        return every_day
+    if last.get(INPUTS_DIGEST) != inputs:
+        context.log.info("gpuledger.yaml, the prices or the models changed: rebuilding the ledger's every day")
+        return every_day
+    daily = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=WATERMARK_MODEL, after_storage_id=last[DAILY_BUILD_SEEN]),
+        limit=DAILY_BUILDS_READ)
+    spans = [reloaded] if reloaded else []
+    for record in daily.records:
+        built = record.asset_materialization.metadata.get(BUILT_DAYS)
+        if daily.has_more or built is None or built.value == EVERY_DAY:
+            context.log.info("a daily build since the ledger's last rebuilt every day (or a hand-picked few "
+                             "models): rebuilding the ledger's every day")
+            return every_day
+        start, end = (datetime.fromisoformat(bound) for bound in built.value.split("/"))
+        spans.append((start, end))
+    if not spans:
+        context.log.info("ledger and marts: nothing loaded or changed since their last build: not rebuilt")
+        return None
+    window = min(start for start, _ in spans), max(end for _, end in spans)
+    context.log.info(f"ledger and marts: rebuilding {window[0]:%Y-%m-%d} up to {window[1]:%Y-%m-%d} (the days "
+                     "rebuilt and billing periods loaded since their last build), then the marts over them")
+    return window
 
 
 @dbt_assets(
@@ -200,15 +250,20 @@ LEDGER_MODEL = dg.AssetKey(["marts", "cost_ledger_hourly"])
     pool=WRITER_POOL,
 )
 def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource):
-    """The ledger and marts, rebuilt whole unless nothing they read changed since the last build:
-    no file or delivery loaded, no day rebuilt, the same config tables, prices and SQL."""
+    """The ledger's hour-grain models over the days that changed under them since their last
+    build (every day when the config tables, prices or SQL changed), then the marts, whole; nothing
+    when nothing they read changed."""
+    last = recorded(context, LEDGER_MODEL)
+    through = last.get(LEDGER_INGESTED_THROUGH)
     with gpuledger.connect() as con:
-        loads, config = ingestion_fingerprint(con), config_fingerprint(con)
-    inputs = digest(loads=loads, config=config, code=code_digest(daily_only=False),
-                    days=latest_storage_id(context, WATERMARK_MODEL),
+        reloaded = reloaded_days(con, datetime.fromisoformat(through) if through else None)
+        config = config_fingerprint(con)
+    inputs = digest(config=config, code=code_digest(daily_only=False),
                     prices=latest_storage_id(context, CLOUD_GPU_PRICES_API))
-    if recorded(context, LEDGER_MODEL).get(INPUTS_DIGEST) == inputs and builds_everything(context) \
-            and not context.run.tags.get(REBUILD_TAG):
-        context.log.info("ledger and marts: nothing loaded or changed since their last build: not rebuilt")
+    window = ledger_window(context, last, inputs, reloaded.days)
+    if window is None:
         return
-    yield from build(context, dbt, gpuledger, LEDGER_MODEL, {INPUTS_DIGEST: inputs})
+    seen = latest_storage_id(context, WATERMARK_MODEL)
+    stamp = {INPUTS_DIGEST: inputs, DAILY_BUILD_SEEN: seen if seen is not None else -1,
+             **({LEDGER_INGESTED_THROUGH: reloaded.newest_ingested.isoformat()} if reloaded.newest_ingested else {})}
+    yield from build(context, dbt, gpuledger, LEDGER_MODEL, stamp, window, full_refresh=window == (None, None))

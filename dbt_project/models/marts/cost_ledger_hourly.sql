@@ -1,11 +1,15 @@
 {# The ledger: every dollar of every bill in exactly one row, hourly, with the GPU time, energy,
-   requests and tokens it paid for. #}
+   requests and tokens it paid for. Built by UTC day of hour_start, like the models under it
+   (models/intermediate/hourly). #}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{{ delete_day_window() }}") }}
+
 with gpu as (
-    select * from {{ ref('int_gpu_ledger') }}
+    select * from {{ ref('int_gpu_ledger') }} where {{ in_day_window('hour_start') }}
 ),
 
 non_gpu as (
-    select * from {{ ref('int_non_gpu_allocation') }}
+    select * from {{ ref('int_non_gpu_allocation') }} where {{ in_day_window('hour_start') }}
 ),
 
 entries as (

@@ -1,7 +1,8 @@
 {# Who held each device at each sample: processes (collector, nvidia-smi) and pods
    (dcgm-exporter), with the workload the config's rules give them. Several holders on one
    device (time-slicing, co-located processes) share it by the GPU memory each holds when every
-   one of them reports it, else equally. #}
+   one of them reports it, else equally. The build's days only (int_gpu_samples). #}
+{{ config(materialized='table') }}
 {% set holder_columns = ['telemetry_source', 'ts', 'host', 'gpu_index', 'gpu_uuid', 'device_uuid', 'process_name',
                          'container_id', 'pod_uid', 'pod', 'namespace', 'container', 'env',
                          'used_gpu_memory_bytes'] %}

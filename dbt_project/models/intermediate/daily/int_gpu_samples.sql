@@ -9,7 +9,7 @@
 
 with samples as (
     {% for model in ['stg_nvml__gpu_samples', 'stg_nvidia_smi__gpu_samples', 'stg_dcgm__samples'] %}
-    select {{ sample_columns | join(', ') }} from {{ ref(model) }} where {{ in_day_window('ts') }}
+    select {{ sample_columns | join(', ') }} from {{ ref(model) }} where {{ in_sample_window('ts') }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),

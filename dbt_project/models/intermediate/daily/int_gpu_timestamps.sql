@@ -3,7 +3,9 @@
    Energy: the rise of the GPU's energy counter (NVML, DCGM: mJ since the driver loaded) when the
    previous sample is at most a minute back and the counter did not go backwards; else (no
    counter, as with nvidia-smi, or a counter reset) power draw x time since the previous sample;
-   nothing across a gap of over a minute (collector down: the energy is unknown). #}
+   nothing across a gap of over a minute (collector down: the energy is unknown). The build's days
+   only (int_gpu_samples). #}
+{{ config(materialized='table') }}
 {% set energy_kwh %}
     case
         when previous_ts is null or ts - previous_ts > interval '60 seconds' then 0
@@ -15,8 +17,7 @@
 {% endset %}
 
 with samples as (
-    {# a minute before the window too: a day's first sample measures energy from the day before's last #}
-    select * from {{ ref('int_gpu_samples') }} where {{ in_day_window('ts', lookback_seconds=60) }}
+    select * from {{ ref('int_gpu_samples') }} where {{ in_sample_window('ts') }}
 ),
 
 gpu_times as (

@@ -6,7 +6,7 @@ with source as (
     select *
     from {{ source('raw', 'dcgm_samples') }}
     -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_day_window('ts') }}
+    where {{ in_sample_window('ts') }}
     qualify row_number() over (partition by host, gpu_uuid, gpu_instance_id, ts order by _source_file) = 1
 ),
 

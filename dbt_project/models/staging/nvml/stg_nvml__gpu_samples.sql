@@ -5,7 +5,7 @@ with source as (
     select *
     from {{ source('raw', 'nvml_gpu_samples') }}
     -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_day_window('ts') }}
+    where {{ in_sample_window('ts') }}
     qualify row_number() over (partition by gpu_uuid, ts order by _source_file) = 1
 )
 

@@ -3,11 +3,11 @@
    carbon of the energy each row's GPU time drew. #}
 with allocation as (
     select * from {{ ref('int_gpu_hour_allocation') }}
-    where holder_kind <> 'inference'
+    where holder_kind <> 'inference' and {{ in_day_window('hour_start') }}
 ),
 
 inference as (
-    select * from {{ ref('int_inference_allocation') }}
+    select * from {{ ref('int_inference_allocation') }} where {{ in_day_window('hour_start') }}
 ),
 
 carbon as (

@@ -22,12 +22,12 @@ with held as (
         sum(busy_gpu_hours) as busy_gpu_hours,
         row_number() over (partition by workload, hour_start order by resource_id, billing_period) as resource_rank
     from {{ ref('int_gpu_hour_allocation') }}
-    where holder_kind = 'inference'
+    where holder_kind = 'inference' and {{ in_day_window('hour_start') }}
     group by hour_start, billing_period, provider_name, billing_account_id, billing_currency, resource_id, workload
 ),
 
 requests as (
-    select * from {{ ref('int_request_deployments') }}
+    select * from {{ ref('int_request_deployments') }} where {{ in_day_window('hour_start') }}
 ),
 
 workloads as (

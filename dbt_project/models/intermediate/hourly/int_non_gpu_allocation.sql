@@ -5,7 +5,7 @@
    has no team GPU cost. #}
 with non_gpu as (
     select * from {{ ref('int_charge_hours') }}
-    where not is_gpu_compute
+    where not is_gpu_compute and {{ in_day_window('hour_start') }}
 ),
 
 settings as (
@@ -20,7 +20,7 @@ gpu_cost_by_day as (
         workload,
         sum(effective_cost) as gpu_cost
     from {{ ref('int_gpu_ledger') }}
-    where team <> '{{ var("unallocated_team") }}'
+    where team <> '{{ var("unallocated_team") }}' and {{ in_day_window('hour_start') }}
     group by cast(hour_start as date), team, model, workload
     having sum(effective_cost) > 0
 ),

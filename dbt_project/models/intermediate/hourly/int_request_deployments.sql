@@ -9,7 +9,7 @@
    do nothing and weighs 0. Token and request counts
    sit on one deployment per request (the first by name) so they are never counted twice. #}
 with requests as (
-    select * from {{ ref('int_request_groups') }}
+    select * from {{ ref('int_request_groups') }} where {{ in_day_window('hour_start') }}
 ),
 
 workload_models as (
@@ -19,7 +19,7 @@ workload_models as (
 held as (
     select workload, hour_start, sum(gpu_hours) as gpu_hours
     from {{ ref('int_gpu_hour_allocation') }}
-    where holder_kind = 'inference'
+    where holder_kind = 'inference' and {{ in_day_window('hour_start') }}
     group by workload, hour_start
 ),
 

@@ -1,7 +1,7 @@
 {# Rule 2: an instance-hour of GPU compute, split evenly over the instance's GPUs. #}
 with gpu_charge_hours as (
     select * from {{ ref('int_charge_hours') }}
-    where is_gpu_compute
+    where is_gpu_compute and {{ in_day_window('hour_start') }}
 ),
 
 instance_hours as (

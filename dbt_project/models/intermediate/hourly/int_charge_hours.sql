@@ -1,6 +1,8 @@
-{# Rule 1: a charge that spans several hours is spread evenly over them. #}
+{# Rule 1: a charge that spans several hours is spread evenly over them. Built for the ledger's
+   window (its hours; a charge is counted over all of its hours wherever they fall). #}
 with charges as (
     select * from {{ ref('int_billing_charges') }}
+    where {{ overlaps_day_window('charge_period_start', 'charge_period_end') }}
 ),
 
 charge_hours as (
@@ -36,3 +38,4 @@ select
 from charges
 inner join charge_hours on charges.charge_id = charge_hours.charge_id
 inner join hour_counts on charges.charge_id = hour_counts.charge_id
+where {{ in_day_window('charge_hours.hour_start') }}

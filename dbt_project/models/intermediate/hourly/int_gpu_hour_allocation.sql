@@ -1,11 +1,11 @@
 {# Rules 3 and 7: each billed GPU-hour split over its holders by occupancy; the unheld share is
    idle, and a GPU-hour without any telemetry is unmonitored. One row per GPU-hour and holder. #}
 with gpu_hours as (
-    select * from {{ ref('int_gpu_hour_cost') }}
+    select * from {{ ref('int_gpu_hour_cost') }} where {{ in_day_window('hour_start') }}
 ),
 
 occupancy as (
-    select * from {{ ref('int_gpu_hour_occupancy') }}
+    select * from {{ ref('int_gpu_hour_occupancy') }} where {{ in_day_window('hour_start') }}
 ),
 
 workloads as (
