@@ -209,10 +209,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
     ) > 0
 
 
+# Derived from telemetry as much as from gpuledger.yaml: it gains a row with every new process.
+# What decides its workloads, the match rules, is compared apart (ingest.workloads.rules).
+DERIVED_CONFIG_TABLES = ("process_workloads",)
+
+
 def config_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """Every config table's rows, in any order: what SQL reads of gpuledger.yaml, of the files it
-    names and of the process-to-workload mapping. A change elsewhere in gpuledger.yaml, such as
-    the alert settings, leaves it alone."""
+    """Every config table's rows, in any order: what SQL reads of gpuledger.yaml and of the files it
+    names. A change elsewhere in gpuledger.yaml, such as the alert settings, leaves it alone."""
     tables = [t for (t,) in con.execute(
-        "select table_name from information_schema.tables where table_schema = ? order by 1", [CONFIG]).fetchall()]
+        "select table_name from information_schema.tables where table_schema = ? order by 1", [CONFIG]).fetchall()
+        if t not in DERIVED_CONFIG_TABLES]
     return str([(t, first_row(con, f'select count(*), sum(hash(t)::hugeint) from {CONFIG}."{t}" t')) for t in tables])

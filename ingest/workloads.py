@@ -7,20 +7,22 @@ workload whose every given field matches wins, so put narrow rules before broad 
 no rule matches is `unmatched`.
 
 Resolution runs over the distinct holder signatures in the raw telemetry, a few hundred rows
-however many samples there are, and its answer is a table SQL joins back to the samples.
+however many samples there are, and its answer is a table SQL joins back to the samples. Each run
+reads the signatures of the rows ingested since the last and adds them to those it knew.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from datetime import datetime
 from fnmatch import fnmatchcase
 
 import duckdb
 import pyarrow as pa
 
 from ingest.config import Workload, WorkloadMatch
-from ingest.warehouse import RAW, table_exists
+from ingest.warehouse import CONFIG, RAW, table_exists
 
 
 @dataclass(frozen=True)
@@ -42,23 +44,27 @@ SIGNATURE_SCHEMA = pa.schema(
     + [("workload", pa.string())]
 )
 
-# Each raw telemetry table's holders, in HolderSignature's column order, with the GPU as the
-# staging models see it (a MIG instance's holders name the physical GPU).
+# Each raw telemetry table's holders among the rows ingested after $since, in HolderSignature's
+# column order, with the GPU as the staging models see it (a MIG instance's holders name the
+# physical GPU; its samples come from the same lines, so they were ingested with them).
 SIGNATURE_QUERIES = {
     "nvml_processes": """
         select distinct p.host, p.gpu_index, coalesce(s.parent_gpu_uuid, p.gpu_uuid), p.process_name,
                p.container_id, p.pod_uid, null, null, null, p.env
         from raw.nvml_processes p
-        left join (select distinct gpu_uuid, parent_gpu_uuid from raw.nvml_gpu_samples) s
-            on p.gpu_uuid = s.gpu_uuid""",
+        left join (select distinct gpu_uuid, parent_gpu_uuid from raw.nvml_gpu_samples where _ingested_at > $since) s
+            on p.gpu_uuid = s.gpu_uuid
+        where p._ingested_at > $since""",
     "nvidia_smi_processes": """
         select distinct p.host, s.gpu_index, p.gpu_uuid, p.process_name, null, null, null, null, null, null
         from raw.nvidia_smi_processes p
-        left join (select distinct host, gpu_uuid, gpu_index from raw.nvidia_smi_gpu_samples) s
-            on p.host = s.host and p.gpu_uuid = s.gpu_uuid""",
+        left join (select distinct host, gpu_uuid, gpu_index from raw.nvidia_smi_gpu_samples
+                   where _ingested_at > $since) s
+            on p.host = s.host and p.gpu_uuid = s.gpu_uuid
+        where p._ingested_at > $since""",
     "dcgm_samples": """
         select distinct host, gpu_index, gpu_uuid, null, null, null, pod, namespace, container, null
-        from raw.dcgm_samples where pod is not null""",
+        from raw.dcgm_samples where pod is not null and _ingested_at > $since""",
 }
 
 
@@ -86,12 +92,33 @@ def resolve(h: HolderSignature, workloads: list[Workload]) -> str | None:
     return next((w.name for w in workloads if matches(w.match, h)), None)
 
 
-def signatures(con: duckdb.DuckDBPyConnection) -> list[HolderSignature]:
+def newest_ingested(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    present = [t for t in SIGNATURE_QUERIES if table_exists(con, RAW, t)]
+    return con.execute("select max(ts) from (" + " union all ".join(
+        f"select max(_ingested_at) as ts from {RAW}.{t}" for t in present) + ")").fetchone()[0] if present else None
+
+
+def signatures(con: duckdb.DuckDBPyConnection, since: datetime | None = None) -> list[HolderSignature]:
+    """The holders config.process_workloads knows (when `since` is given) and those of the raw rows
+    ingested after `since` (every raw row when None)."""
     found: set[HolderSignature] = set()
+    if since is not None and table_exists(con, CONFIG, "process_workloads"):
+        columns = ", ".join(f.name for f in fields(HolderSignature))
+        found |= {HolderSignature(*row) for row in con.execute(f"select {columns} from {CONFIG}.process_workloads")
+                  .fetchall()}
+    else:
+        since = None  # nothing known: every raw row
     for table, query in SIGNATURE_QUERIES.items():
         if table_exists(con, RAW, table):
-            found |= {HolderSignature(*row) for row in con.execute(query).fetchall()}
+            found |= {HolderSignature(*row) for row in con.execute(query, {"since": since or datetime.min}).fetchall()}
     return sorted(found, key=lambda s: tuple("" if v is None else str(v) for v in vars(s).values()))
+
+
+def rules(workloads: list[Workload]) -> list:
+    """The match rules in the order they are tried: what, with the holders seen, decides
+    config.process_workloads. A build compares these, not that table, which gains a row for every
+    new process or pod (a restarted container) without a day's attribution changing."""
+    return [(w.name, w.match.model_dump(mode="json")) for w in workloads]
 
 
 def resolve_all(holders: list[HolderSignature], workloads: list[Workload]) -> pa.Table:

@@ -18,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from ingest.day_windows import day_chunks, days_to_rebuild, new_rows, reloaded_days
 from ingest.warehouse import config_fingerprint, scalar, table_exists
+from ingest.workloads import rules
 from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.assets.reference import CLOUD_GPU_PRICES_API
 from orchestration.partitions import days
@@ -158,7 +159,8 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
     through = datetime.fromisoformat(last[INGESTED_THROUGH]) if INGESTED_THROUGH in last else None
     with gpuledger.connect() as con:
         arrived = new_rows(con, through)
-        inputs = digest(config=config_fingerprint(con), code=code_digest(daily_only=True))
+        inputs = digest(config=config_fingerprint(con), rules=rules(gpuledger.config.workloads),
+                        code=code_digest(daily_only=True))
     window: tuple[datetime | None, datetime | None] = (None, None)  # every day
     if through is None:
         context.log.info("no earlier daily build recorded: building every day")
@@ -258,7 +260,7 @@ def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpu
     with gpuledger.connect() as con:
         reloaded = reloaded_days(con, datetime.fromisoformat(through) if through else None)
         config = config_fingerprint(con)
-    inputs = digest(config=config, code=code_digest(daily_only=False),
+    inputs = digest(config=config, rules=rules(gpuledger.config.workloads), code=code_digest(daily_only=False),
                     prices=latest_storage_id(context, CLOUD_GPU_PRICES_API))
     window = ledger_window(context, last, inputs, reloaded.days)
     if window is None:

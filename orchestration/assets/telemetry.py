@@ -1,14 +1,17 @@
 """GPU telemetry into `raw` (gpuledger's collector, nvidia-smi, dcgm-exporter), and which
 workload each GPU holder belongs to."""
 
+from datetime import datetime
+
 import dagster as dg
 
 from ingest import dcgm, nvidia_smi, nvml
 from ingest.load import host_of
 from ingest.warehouse import CONFIG, RAW, replace_table
-from ingest.workloads import resolve_all, signatures
+from ingest.workloads import newest_ingested, resolve_all, signatures
 from orchestration.assets._ingest import FileFamily, file_family_asset, per_file
 from orchestration.assets.config_tables import CONFIG_KEYS
+from orchestration.assets.dbt import INGESTED_THROUGH
 from orchestration.resources import WRITER_POOL, GpuledgerResource
 
 NVML = FileFamily(
@@ -76,12 +79,16 @@ HOLDER_TABLES = [dg.AssetKey([RAW, t]) for t in (nvml.PROCESSES, nvml.GPU_SAMPLE
     pool=WRITER_POOL,
 )
 def process_workloads(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource) -> dg.MaterializeResult:
+    last = context.instance.get_latest_materialization_event(PROCESS_WORKLOADS)
+    through = last and last.asset_materialization.metadata.get(INGESTED_THROUGH)
     with gpuledger.connect() as con:
-        holders = signatures(con)
+        newest = newest_ingested(con)
+        holders = signatures(con, datetime.fromisoformat(through.value) if through else None)
         table = resolve_all(holders, gpuledger.config.workloads)
         replace_table(con, CONFIG, "process_workloads", table)
     unmatched = sorted({f"{h.host}:{h.process_name or h.pod}" for h, w in zip(holders, table["workload"].to_pylist(),
                                                                               strict=True) if w is None})
     if unmatched:
         context.log.warning(f"GPU holders matching no workload rule (cost goes to 'unmatched'): {unmatched[:10]}")
-    return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows, "unmatched_holders": len(unmatched)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows, "unmatched_holders": len(unmatched),
+                                          **({INGESTED_THROUGH: newest.isoformat()} if newest else {})})
