@@ -18,7 +18,8 @@ from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
 from orchestration.assets.dbt import REBUILD_TAG
 from orchestration.definitions import defs
-from orchestration.jobs import billing_period_job, gpuledger_job
+from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
+from orchestration.partitions import day_range_tags
 from orchestration.runs import PipelineRun, run_config, run_days, run_everything
 
 # 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
@@ -99,6 +100,21 @@ def test_a_reloaded_billing_period_rebuilds_the_ledger_over_that_period_only(fle
     ledger = defs.resolve_job_def(gpuledger_job.name).execute_in_process(instance=instance, run_config=config)
     logs = [e.user_message for r in (billing, ledger) for e in instance.all_logs(r.run_id)]
     assert f"ledger and marts: rebuilding 2026-10-01 up to 2026-11-01 {LEDGER_WINDOW_REASON}" in logs
+    assert _marts(fleet["warehouse"]) == before
+
+
+def test_a_rebuild_of_every_day_rebuilds_the_ledgers_every_day(fleet):
+    """A daily run tagged to rebuild every day (as a changed workload rule does) leaves no day of the
+    ledger as it was: the next ledger build takes every day too, to the same marts."""
+    instance, before = fleet["instance"], _marts(fleet["warehouse"])
+    config = run_config(fleet["config"], "INFO")
+    days = defs.resolve_job_def(telemetry_and_serving_job.name).execute_in_process(
+        instance=instance, run_config=config, tags={**day_range_tags(SECOND_DAY, SECOND_DAY), REBUILD_TAG: "all"})
+    ledger = defs.resolve_job_def(gpuledger_job.name).execute_in_process(instance=instance, run_config=config)
+    logs = [e.user_message for r in (days, ledger) for e in instance.all_logs(r.run_id)]
+    assert f"{REBUILD_TAG} tag: rebuilding every day" in logs
+    assert ("a daily build since the ledger's last rebuilt every day (or a hand-picked few models): "
+            "rebuilding the ledger's every day") in logs
     assert _marts(fleet["warehouse"]) == before
 
 
