@@ -62,19 +62,20 @@ class NewRows:
     retried_last: datetime | None = None
 
 
-def _union(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], columns: str) -> str | None:
+def union_of(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], columns: str) -> str | None:
+    """`columns` of every table of `tables` that exists in raw, as one union (None when none does)."""
     present = [t for t in tables if table_exists(con, RAW, t)]
     return " union all ".join(f"select {columns} from {RAW}.{t}" for t in present) or None
 
 
 def new_rows(con: duckdb.DuckDBPyConnection, since: datetime | None) -> NewRows:
     """What arrived in raw after `since` (everything when None)."""
-    rows = _union(con, TELEMETRY_TABLES + REQUEST_TABLES, "ts, _ingested_at")
+    rows = union_of(con, TELEMETRY_TABLES + REQUEST_TABLES, "ts, _ingested_at")
     if rows is None:
         return NewRows()
     first, last, newest = first_row(con, f"select min(ts), max(ts), max(_ingested_at) from ({rows}) "
                                          "where _ingested_at > coalesce(?, '-infinity'::timestamp)", [since])
-    requests = _union(con, REQUEST_TABLES, "request_id, ts, _ingested_at")
+    requests = union_of(con, REQUEST_TABLES, "request_id, ts, _ingested_at")
     if since is None or first is None or requests is None:
         return NewRows(first, last, newest)
     # only older rows near the new ones are read: zone maps on ts skip the rest of history
@@ -135,7 +136,7 @@ def day_chunks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: date
     """[start, end) (every day with raw rows when None) as consecutive runs of whole days of at most
     `max_rows` raw rows each (a larger day stands alone): one dbt build each, so a backfill or a
     rebuild of history needs the memory of its largest run, not of all its days."""
-    rows = _union(con, TELEMETRY_TABLES + REQUEST_TABLES, "ts")
+    rows = union_of(con, TELEMETRY_TABLES + REQUEST_TABLES, "ts")
     per_day = con.execute(f"""
         select date_trunc('day', ts), count(*) from ({rows})
         where ts >= coalesce(?, '-infinity'::timestamp) and ts < coalesce(?, 'infinity'::timestamp)

@@ -22,7 +22,8 @@ import duckdb
 import pyarrow as pa
 
 from ingest.config import Workload, WorkloadMatch
-from ingest.warehouse import CONFIG, RAW, table_exists
+from ingest.day_windows import union_of
+from ingest.warehouse import CONFIG, RAW, first_row, table_exists
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,9 @@ def resolve(h: HolderSignature, workloads: list[Workload]) -> str | None:
 
 
 def newest_ingested(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    present = [t for t in SIGNATURE_QUERIES if table_exists(con, RAW, t)]
-    return con.execute("select max(ts) from (" + " union all ".join(
-        f"select max(_ingested_at) as ts from {RAW}.{t}" for t in present) + ")").fetchone()[0] if present else None
+    """The watermark of the holder tables: what the next run's `since` is."""
+    rows = union_of(con, tuple(SIGNATURE_QUERIES), "_ingested_at")
+    return first_row(con, f"select max(_ingested_at) from ({rows})")[0] if rows else None
 
 
 def signatures(con: duckdb.DuckDBPyConnection, since: datetime | None = None) -> list[HolderSignature]:

@@ -262,10 +262,12 @@ def gpuledger_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpu
         config = config_fingerprint(con)
     inputs = digest(config=config, rules=rules(gpuledger.config.workloads), code=code_digest(daily_only=False),
                     prices=latest_storage_id(context, CLOUD_GPU_PRICES_API))
+    # read before the window: a daily build recorded in between is then rebuilt again next time,
+    # never skipped
+    seen = latest_storage_id(context, WATERMARK_MODEL)
     window = ledger_window(context, last, inputs, reloaded.days)
     if window is None:
         return
-    seen = latest_storage_id(context, WATERMARK_MODEL)
     stamp = {INPUTS_DIGEST: inputs, DAILY_BUILD_SEEN: seen if seen is not None else -1,
              **({LEDGER_INGESTED_THROUGH: reloaded.newest_ingested.isoformat()} if reloaded.newest_ingested else {})}
     yield from build(context, dbt, gpuledger, LEDGER_MODEL, stamp, window, full_refresh=window == (None, None))
