@@ -62,3 +62,8 @@ def failed_checks(result: PipelineRun) -> list[str]:
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
     ]
+
+
+def run_messages(instance: dg.DagsterInstance, results: list[dg.ExecuteInProcessResult]) -> list[str | None]:
+    """Every log message of the runs, in order: what a user reads in the UI's run logs."""
+    return [e.user_message for r in results for e in instance.all_logs(r.run_id)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from pipeline import close, failed_checks, materialize_all, query, unit_economics_mismatches
+from pipeline import close, failed_checks, materialize_all, query, run_messages, unit_economics_mismatches
 
 from ingest.config import load_config
 from ingest.demo_fleet import generate, hold_back_day
@@ -51,7 +51,7 @@ def fleet(tmp_path_factory):
     truth = json.loads((out / "ground_truth.json").read_text())
     return {"config": generated.config_path, "warehouse": load_config(generated.config_path).warehouse_path,
             "truth": truth, "result": PipelineRun(first.results + second.results),
-            "second_day_logs": [e.user_message for r in second.results for e in instance.all_logs(r.run_id)],
+            "second_day_logs": run_messages(instance, second.results),
             "instance": instance}
 
 
@@ -72,7 +72,7 @@ def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet):
     before = _marts(fleet["warehouse"])
     again = run_days(fleet["config"], instance, SECOND_DAY, SECOND_DAY, say=lambda _: None)
     assert again.success
-    logs = [e.user_message for r in again.results for e in instance.all_logs(r.run_id)]
+    logs = run_messages(instance, again.results)
     assert any(m.startswith("daily models: no telemetry or request ingested since ") and m.endswith(
         "and nothing changed: no day rebuilt") for m in logs)
     assert "ledger and marts: nothing loaded or changed since their last build: not rebuilt" in logs
@@ -98,7 +98,7 @@ def test_a_reloaded_billing_period_rebuilds_the_ledger_over_that_period_only(fle
     billing = defs.resolve_job_def(billing_period_job.name).execute_in_process(
         partition_key="2026-10-01", instance=instance, run_config=config)
     ledger = defs.resolve_job_def(gpuledger_job.name).execute_in_process(instance=instance, run_config=config)
-    logs = [e.user_message for r in (billing, ledger) for e in instance.all_logs(r.run_id)]
+    logs = run_messages(instance, [billing, ledger])
     assert f"ledger and marts: rebuilding 2026-10-01 up to 2026-11-01 {LEDGER_WINDOW_REASON}" in logs
     assert _marts(fleet["warehouse"]) == before
 
@@ -111,7 +111,7 @@ def test_a_rebuild_of_every_day_rebuilds_the_ledgers_every_day(fleet):
     days = defs.resolve_job_def(telemetry_and_serving_job.name).execute_in_process(
         instance=instance, run_config=config, tags={**day_range_tags(SECOND_DAY, SECOND_DAY), REBUILD_TAG: "all"})
     ledger = defs.resolve_job_def(gpuledger_job.name).execute_in_process(instance=instance, run_config=config)
-    logs = [e.user_message for r in (days, ledger) for e in instance.all_logs(r.run_id)]
+    logs = run_messages(instance, [days, ledger])
     assert f"{REBUILD_TAG} tag: rebuilding every day" in logs
     assert ("a daily build since the ledger's last rebuilt every day (or a hand-picked few models): "
             "rebuilding the ledger's every day") in logs
@@ -247,7 +247,7 @@ def test_running_again_changes_no_mart(fleet):
     finally:
         fleet["config"].write_text(text)
     assert again.success
-    logs = [e.user_message for r in again.results for e in instance.all_logs(r.run_id)]
+    logs = run_messages(instance, again.results)
     assert [m for m in logs if m.startswith("daily models: building")] == [
         "daily models: building 2026-10-31 up to 2026-11-01 (1 of 2, at most 1 raw rows a build)",
         "daily models: building 2026-11-01 up to 2026-11-02 (2 of 2, at most 1 raw rows a build)"]

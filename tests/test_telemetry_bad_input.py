@@ -30,7 +30,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from pipeline import failed_checks, query
+from pipeline import failed_checks, query, run_messages
 from test_allocation import CHAT, STEP, T10, T11, TUNE, cur_line, write_cur
 from test_allocation import ENERGY_STEP_MJ as STEP_MJ
 
@@ -213,7 +213,7 @@ def test_a_late_file_fills_its_hour_and_changes_nothing_else(landing, first_run,
     # what the file sensor starts for a late file: its day's partition, then the ledger and marts
     late = run_days(landing / "gpuledger.yaml", instance, "2026-11-02", "2026-11-02", say=lambda _: None)
     assert late.success
-    logs = [e.user_message for r in late.results for e in instance.all_logs(r.run_id)]
+    logs = run_messages(instance, late.results)
     assert "daily models: rebuilding 2026-11-02 up to 2026-11-03" in logs  # that day only, not h100-lab's 11-22
     after = allocation(first_run, "i-0gpu")
     assert [r for r in after if r[0] == 10] == [r for r in before if r[0] == 10]
@@ -261,7 +261,7 @@ def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing
     try:
         run = run_days(config, instance, "2026-11-22", "2026-11-22", say=lambda _: None)  # another day's files
         assert run.success
-        logs = [e.user_message for r in run.results for e in instance.all_logs(r.run_id)]
+        logs = run_messages(instance, run.results)
         assert "gpuledger.yaml or the daily models changed: rebuilding every day" in logs
         # GPU 2's pt_main_thread on 2026-11-02 no longer matches `tune`: its $2.00 goes to unmatched
         assert (10, 2, "unmatched", Decimal("2")) in allocation(first_run, "i-0gpu")
