@@ -23,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.aws_cur_schema import CUR2_SCHEMA, REQUIRED_COLUMNS
+from ingest.aws_cur_schema import CUR2_SCHEMA, DOUBLE, REQUIRED_COLUMNS, STRING
 from ingest.files import Parsed
 from ingest.landing import key_after
 from ingest.tabular import Column, Format, Kind, read_csv
+from ingest.warehouse import sql_string
 
 CUR = "aws_cur"
 # What one delivery replaces: its export and billing period (raw.aws_cur columns).
@@ -199,9 +200,91 @@ def iter_delivery(delivery: Delivery, fetch: Callable[[str], Path | None], parse
         )
         if pc.any(bad).as_py():  # filtering copies every column: only when there is something to drop
             for n in pc.filter(rows, bad).to_pylist():
-                parsed.reject(n, "line item without cost, usage start or line item type", label)
+                parsed.reject(n, BAD_LINE_REASON, label)
             good = pc.invert(bad)
             table, rows = table.filter(good), pc.filter(rows, good)
         table = table.append_column("_source_file", pa.repeat(pa.scalar(label), table.num_rows))
         yield table.append_column("_row_number", rows)
 
+
+# --- the same rows, read in DuckDB for a delivery's Parquet files at once (ingest.load's fast path) --
+# One read_parquet over many files is parallel across them, where a file written as one row group
+# is read on one thread: a 10 M-line month loads in 26 s instead of 42 s, at half the memory.
+
+Signature = tuple[tuple[str, str], ...]  # (CUR 2.0 column, SQL expression reading it), in file order
+
+
+def _sql_expression(name: str, found: pa.DataType, wanted: pa.DataType) -> str | None:
+    """How DuckDB reads `name` into the raw column exactly as `_conform` casts it; None where the
+    two could differ (pyarrow refuses a lossy cast, DuckDB would truncate): the per-file reader."""
+    column = f'"{name}"'
+    if found == wanted:
+        return column
+    if pa.types.is_timestamp(found) and pa.types.is_timestamp(wanted) and found.unit in ("s", "ms"):
+        # a UTC-adjusted Parquet timestamp reads as TIMESTAMPTZ: its UTC wall time, not the session's
+        return f"timezone('UTC', {column})" if found.tz else column
+    if wanted == DOUBLE and (pa.types.is_floating(found) or (pa.types.is_integer(found) and found.bit_width <= 32)):
+        return column  # exact in a double
+    if wanted == STRING and (pa.types.is_large_string(found) or (
+            pa.types.is_dictionary(found) and pa.types.is_string(found.value_type))):
+        return column
+    return None
+
+
+def parquet_signature(path: Path) -> Signature | None:
+    """What DuckDB reads of a CUR 2.0 Parquet file, from its footer alone; None when the per-file
+    reader must read it (no readable footer, a required column missing, a column of a type that
+    DuckDB might convert differently), so that it says what is wrong in the quarantine."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    if any(c not in schema.names for c in REQUIRED_COLUMNS):
+        return None
+    columns = []
+    for f in schema:
+        if f.name not in CUR2_SCHEMA.names or pa.types.is_null(f.type):  # dropped, or null like a missing one
+            continue
+        expression = _sql_expression(f.name, f.type, CUR2_SCHEMA.field(f.name).type)
+        if expression is None:
+            return None
+        columns.append((f.name, expression))
+    return tuple(columns)
+
+
+def parquet_groups(delivery: Delivery, fetch: Callable[[str], Path | None]) -> dict[Signature, list[tuple[str, Path]]]:
+    """The delivery's Parquet files DuckDB can read, by signature: (landing key, local copy)."""
+    groups: dict[Signature, list[tuple[str, Path]]] = {}
+    for key in delivery.data_files:
+        path = fetch(key)
+        if path is not None and path.name.endswith(".parquet") and (signature := parquet_signature(path)):
+            groups.setdefault(signature, []).append((key, path))
+    return groups
+
+
+BAD_LINE_REASON = "line item without cost, usage start or line item type"
+_BAD_LINE = ("line_item_unblended_cost is null or line_item_usage_start_date is null "
+             "or line_item_line_item_type is null")
+
+
+def _scan(paths: list[Path], labels: list[str]) -> str:
+    """read_parquet over the files, with each line's label (its file's, matched by path) and row number."""
+    files = ", ".join(sql_string(str(p)) for p in paths)
+    cases = " ".join(f"when {sql_string(str(p))} then {sql_string(label)}" for p, label in zip(paths, labels,
+                                                                                                 strict=True))
+    return (f"select *, case filename {cases} end as _label, file_row_number + 1 as _line "
+            f"from read_parquet([{files}], filename = true, file_row_number = true)")
+
+
+def parquet_lines_sql(signature: Signature, paths: list[Path], labels: list[str],
+                      types: dict[str, str]) -> str:
+    """The good line items of files that share `signature`, as raw.aws_cur's columns (`types`: their
+    DuckDB types); the columns a file lacks are left to the insert (null), as `_conform` does."""
+    columns = ", ".join(f'cast({expression} as {types[name]}) as "{name}"' for name, expression in signature)
+    return (f"select {columns}, _label as _source_file, _line as _row_number from ({_scan(paths, labels)}) "
+            f"where not ({_BAD_LINE})")
+
+
+def parquet_bad_lines_sql(paths: list[Path], labels: list[str]) -> str:
+    """(label, row number) of the lines `iter_delivery` would quarantine for no cost, start or type."""
+    return f"select _label, _line from ({_scan(paths, labels)}) where {_BAD_LINE} order by 1, 2"

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -323,9 +323,10 @@ def delivery_version(delivery: aws_cur.Delivery, files: dict[str, LandingFile]) 
 
 def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: str,
                  flavour: aws_cur.CurFlavour = "cur2", progress: Callable[[str], None] = log.info,
-                 period: str | None = None) -> LoadReport:
+                 period: str | None = None, fast: bool = True) -> LoadReport:
     """Each billing period's newest delivery replaces whatever was loaded for that period (only
-    `period`'s, when given)."""
+    `period`'s, when given). `fast`: Parquet files are read by DuckDB together where it can vouch
+    for them (else every file goes through the Arrow reader alone)."""
     report = LoadReport(aws_cur.CUR)
     deliveries, rejected, files = newest_deliveries(landing, export_name, flavour)
     if period is not None:
@@ -344,17 +345,47 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
         def fetch(key: str) -> Path | None:
             return landing.local_path(files[key]) if key in files else None
 
-        parsed = Parsed(delivery.label(delivery.manifest))
-        scope = {"_export_name": export_name, "_billing_period": delivery.billing_period}
-        rows = 0
-        with replacing(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, [aws_cur.CUR]) as insert:
-            for i, part in enumerate(aws_cur.iter_delivery(delivery, fetch, parsed), start=1):
-                insert(aws_cur.CUR, part)
-                rows += part.num_rows
-                progress(f"aws_cur: {delivery.key}: {i}/{len(delivery.data_files)} files, {rows:,} line items")
+        try:
+            parsed, rows = _load_delivery(con, delivery, fetch, size, version, progress, fast)
+        except duckdb.Error as err:  # a Parquet file damaged past its footer: the per-file reader says which
+            progress(f"aws_cur: {delivery.key}: DuckDB could not read its Parquet files together "
+                     f"({str(err).splitlines()[0]}); reading them one at a time")
+            parsed, rows = _load_delivery(con, delivery, fetch, size, version, progress, fast=False)
         report.add(parsed, {aws_cur.CUR: rows})
         progress(f"aws_cur: {delivery.key} loaded ({rows:,} line items, {len(parsed.quarantined)} quarantined)")
     return report
+
+
+def _load_delivery(con: duckdb.DuckDBPyConnection, delivery: aws_cur.Delivery, fetch: Callable[[str], Path | None],
+                   size: int, version: str, progress: Callable[[str], None], fast: bool) -> tuple[Parsed, int]:
+    """One transaction: the delivery replaces its period's line items. Its Parquet files are read by
+    DuckDB together where their footers allow (`fast`), the other files by the Arrow reader one at a
+    time; (the quarantine, line items loaded)."""
+    parsed = Parsed(delivery.label(delivery.manifest))
+    scope = {"_export_name": delivery.export_name, "_billing_period": delivery.billing_period}
+    groups = aws_cur.parquet_groups(delivery, fetch) if fast else {}
+    together = {key for files in groups.values() for key, _ in files}
+    rest = replace(delivery, data_files=tuple(k for k in delivery.data_files if k not in together))
+    ensure_raw_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS)
+    types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                             "where table_schema = ? and table_name = ?", [RAW, aws_cur.CUR]).fetchall())
+    rows = done = 0
+
+    def read(files: int, inserted: int) -> None:
+        nonlocal rows, done
+        rows, done = rows + inserted, done + files
+        progress(f"aws_cur: {delivery.key}: {done}/{len(delivery.data_files)} files, {rows:,} line items")
+
+    with replacing(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, [aws_cur.CUR]) as insert:
+        for signature, files in groups.items():
+            paths, labels = [path for _, path in files], [delivery.label(key) for key, _ in files]
+            progress(f"aws_cur: {delivery.key}: reading {len(files)} Parquet file(s) in DuckDB")
+            for label_, row in con.execute(aws_cur.parquet_bad_lines_sql(paths, labels)).fetchall():
+                parsed.reject(row, aws_cur.BAD_LINE_REASON, label_)
+            read(len(files), insert(aws_cur.CUR, con.sql(aws_cur.parquet_lines_sql(signature, paths, labels, types))))
+        for part in aws_cur.iter_delivery(rest, fetch, parsed):
+            read(1, insert(aws_cur.CUR, part))
+    return parsed, rows
 
 
 def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,

@@ -135,11 +135,12 @@ def replacing(
     sha256: str,
     tables: Iterable[str],
     listed_version: str | None = None,
-) -> Iterator[Callable[[str, pa.Table], None]]:
+) -> Iterator[Callable[[str, pa.Table | duckdb.DuckDBPyRelation], int]]:
     """One transaction that replaces what `scope` (a file, or a billing delivery) loaded before: it
     clears the scope's rows from `tables`, yields `insert(table_name, rows)` for the new rows (as
-    many parts as the caller likes, so a large delivery never sits in memory whole), then records
-    the scope's quarantine and fingerprint.
+    many parts as the caller likes, so a large delivery never sits in memory whole: an Arrow table,
+    or a DuckDB query that reads files) returning how many it inserted, then records the scope's
+    quarantine and fingerprint.
 
     `scope_columns` are written on every row and identify the rows to replace (for a file, its
     path; for a billing delivery, its export and period).
@@ -154,18 +155,18 @@ def replacing(
         con.execute(f"delete from {RAW}.{name} where {where}", list(scope_columns.values()))
         ready.add(name)
 
-    def insert(name: str, incoming: pa.Table) -> None:
+    def insert(name: str, incoming: pa.Table | duckdb.DuckDBPyRelation) -> int:
         # read by DuckDB's replacement scan, not con.register(): a registered table stays in
         # memory until the transaction ends, and a large delivery is many tables in one transaction
         nonlocal rows
         _ensure_table(con, name, scope_columns, incoming)
         if name not in ready:
             clear(name)
-        con.execute(
+        ((count,),) = con.execute(  # here, not in a helper: the replacement scan looks in this frame
             f"insert into {RAW}.{name} by name select *{consts}, ? as _ingested_at from incoming",
-            [*scope_columns.values(), now],
-        )
-        rows += incoming.num_rows
+            [*scope_columns.values(), now]).fetchall()
+        rows += count
+        return count
 
     con.begin()
     try:

@@ -8,12 +8,13 @@ import os
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
-from test_readers import jsonl, request, sample
+from test_readers import cur_rows, jsonl, request, sample, write_delivery
 
 from ingest import gateway, load, nvml
 from ingest.landing import LocalLanding
-from ingest.load import list_files, load_files
+from ingest.load import list_files, load_aws_cur, load_files
 from ingest.warehouse import connect
 
 SOURCES = {"nvml": (nvml, nvml.read_nvml_file), "gateway": (gateway, gateway.read_gateway_file)}
@@ -313,3 +314,82 @@ def test_forgetting_the_fingerprints_loads_everything_again_without_doubling(tmp
         after = warehouse_state(con, nvml)
         assert after[nvml.GPU_SAMPLES] == before[nvml.GPU_SAMPLES]
         assert after[nvml.PROCESSES] == before[nvml.PROCESSES]
+
+
+# --- AWS CUR Parquet: a delivery's files read by DuckDB together --------------------------------------
+
+def cur_state(con) -> dict:
+    return {
+        "aws_cur": con.execute("select * exclude (_ingested_at) from raw.aws_cur order by all").fetchall(),
+        "quarantine": con.execute("select source, scope, source_file, row_number, reason from raw.quarantine "
+                                  "order by all").fetchall(),
+        "ingested": con.execute("select source, scope, rows_loaded, rows_quarantined from raw.ingested_files "
+                                "order by all").fetchall(),
+    }
+
+
+def load_cur_both_ways(tmp_path: Path, landing: Path) -> tuple[dict, dict, list[str]]:
+    """(state after the fast path, state after the Arrow reader alone, the fast path's log)."""
+    states, said = [], []
+    for fast in (True, False):
+        with connect(tmp_path / f"cur-{fast}.duckdb") as con:
+            # a session in New York must not shift a UTC timestamp
+            con.execute("set TimeZone = 'America/New_York'")
+            load_aws_cur(con, LocalLanding(landing), "cur", progress=said.append if fast else print, fast=fast)
+            states.append(cur_state(con))
+    return states[0], states[1], said
+
+
+def test_cur_parquet_read_together_gives_the_arrow_readers_rows_and_hands_over_what_it_cannot_vouch_for(tmp_path):
+    plain = cur_rows(3, cost=2.0).append_column(
+        "resource_tags", pa.array([[("user_team", "search")], None, []], pa.map_(pa.string(), pa.string())))
+    utc = pa.timestamp("ms", tz="UTC")
+    drifted = (cur_rows(3, cost=1.0)  # UTC-adjusted timestamps, an int32 amount, a large string, a new column
+               .set_column(4, "line_item_usage_start_date", pa.array([1_793_000_000_000] * 3, utc))
+               .set_column(6, "line_item_unblended_cost", pa.array([1, None, 3], pa.int32()))
+               .set_column(7, "line_item_currency_code", pa.array(["USD"] * 3, pa.large_string()))
+               .append_column("a_column_from_2027", pa.array(["x"] * 3)))
+    micro = cur_rows(2).set_column(4, "line_item_usage_start_date",  # a lossy cast pyarrow refuses
+                                   pa.array([1_793_000_000_000_001] * 2, pa.timestamp("us")))
+    write_delivery(tmp_path / "aws", "2026-11", {"plain.parquet": plain, "drifted.parquet": drifted,
+                                                 "micro.parquet": micro, "cut.parquet": cur_rows(40)})
+    cut = tmp_path / "aws" / "cur" / "data" / "BILLING_PERIOD=2026-11" / "cut.parquet"
+    cut.write_bytes(cut.read_bytes()[:200])
+
+    fast, slow, said = load_cur_both_ways(tmp_path, tmp_path / "aws")
+    assert fast == slow
+    # two schemas, two reads; micro and cut left to the Arrow reader, which quarantines them
+    assert said == ["aws_cur: cur/BILLING_PERIOD=2026-11: reading 1 Parquet file(s) in DuckDB",
+                    "aws_cur: cur/BILLING_PERIOD=2026-11: 1/4 files, 3 line items",
+                    "aws_cur: cur/BILLING_PERIOD=2026-11: reading 1 Parquet file(s) in DuckDB",
+                    "aws_cur: cur/BILLING_PERIOD=2026-11: 2/4 files, 5 line items",
+                    "aws_cur: cur/BILLING_PERIOD=2026-11 loaded (5 line items, 3 quarantined)"]
+    assert len(fast["aws_cur"]) == 5  # plain's 3, drifted's 2 with a cost
+    reasons = {(Path(f).name, n): reason for _, _, f, n, reason in fast["quarantine"]}
+    assert reasons[("drifted.parquet", 2)] == "line item without cost, usage start or line item type"
+    assert reasons[("micro.parquet", None)].startswith("schema drift: a column has an unexpected type")
+    assert reasons[("cut.parquet", None)].startswith("unreadable Parquet")
+    with connect(tmp_path / "cur-True.duckdb") as con:
+        got = con.execute("""
+            select regexp_extract(_source_file, '[^/]+$'), _row_number, line_item_unblended_cost,
+                   strftime(line_item_usage_start_date, '%Y-%m-%d %H:%M:%S'), resource_tags['user_team']
+            from raw.aws_cur order by all""").fetchall()
+    start = "2026-10-26 07:33:20"  # 1,793,000,000 s after the epoch, in UTC
+    assert got == [("drifted.parquet", 1, 1.0, start, None), ("drifted.parquet", 3, 3.0, start, None),
+                   ("plain.parquet", 1, 2.0, start, "search"), ("plain.parquet", 2, 2.0, start, None),
+                   ("plain.parquet", 3, 2.0, start, None)]
+
+
+def test_cur_parquet_damaged_past_its_footer_is_read_again_file_by_file(tmp_path):
+    write_delivery(tmp_path / "aws", "2026-11", {"good.parquet": cur_rows(3, cost=2.0),
+                                                 "damaged.parquet": cur_rows(5000, cost=1.0)})
+    damaged = tmp_path / "aws" / "cur" / "data" / "BILLING_PERIOD=2026-11" / "damaged.parquet"
+    data = bytearray(damaged.read_bytes())
+    data[100:600] = bytes(500)  # the first data pages; the footer still reads
+    damaged.write_bytes(bytes(data))
+
+    fast, slow, said = load_cur_both_ways(tmp_path, tmp_path / "aws")
+    assert fast == slow
+    assert "DuckDB could not read its Parquet files together" in " ".join(said)
+    assert [(Path(r[2]).name, r[4][:19]) for r in fast["quarantine"]] == [("damaged.parquet", "unreadable Parquet:")]
+    assert fast["ingested"] == [("aws_cur", "cur/BILLING_PERIOD=2026-11", 3, 1)]
