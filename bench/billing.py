@@ -802,7 +802,7 @@ def reference(files: list[Path]) -> dict[tuple, float]:
 
 
 def ingest(db: Path, root: Path) -> int:
-    with connect(db) as con:
+    with connect(db, memory_limit=Config().memory_limit) as con:  # as the ingest asset, under the default limit
         report = load_aws_cur(con, LocalLanding(root), EXPORT, progress=lambda _: None)
     if report.quarantined:
         raise RuntimeError(f"the generated export had quarantined rows: {report.problems}")

@@ -88,10 +88,18 @@ def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet):
 
 def test_a_reloaded_billing_period_rebuilds_the_ledger_over_that_period_only(fleet):
     """AWS delivers the October CUR again (as it does when it restates a period): the ledger's
-    hour-grain models rebuild October's days, not November's, and the marts come out the same."""
+    hour-grain models rebuild October's days, not November's, the charges only AWS's October (and
+    the on-prem charges, rebuilt every time), and the marts come out the same."""
     instance, before = fleet["instance"], _marts(fleet["warehouse"])
-    with duckdb.connect(str(fleet["warehouse"])) as con:  # forget the delivery, so that it loads again
-        forgotten = con.execute("delete from raw.ingested_files where source = 'aws_cur' "
+    untouched = "marked before the build"  # on one charge per billing partition: gone where it was rebuilt
+    with duckdb.connect(str(fleet["warehouse"])) as con:
+        marked = con.execute("""
+            select charge_id, charge_description from intermediate.int_billing_charges
+            where charge_id in (select min(charge_id) from intermediate.int_billing_charges
+                                group by x_source_format, billing_period)""").fetchall()
+        con.execute("update intermediate.int_billing_charges set charge_description = ? where charge_id in "
+                    "(select unnest(?))", [untouched, [charge for charge, _ in marked]])
+        forgotten = con.execute("delete from raw.ingested_files where source = 'aws_cur' "  # so that it loads again
                                 "and scope like '%BILLING_PERIOD=2026-10'").fetchone()
     assert forgotten == (1,)
     config = run_config(fleet["config"], "INFO")
@@ -100,6 +108,13 @@ def test_a_reloaded_billing_period_rebuilds_the_ledger_over_that_period_only(fle
     ledger = defs.resolve_job_def(gpuledger_job.name).execute_in_process(instance=instance, run_config=config)
     logs = run_messages(instance, [billing, ledger])
     assert f"ledger and marts: rebuilding 2026-10-01 up to 2026-11-01 {LEDGER_WINDOW_REASON}" in logs
+    with duckdb.connect(str(fleet["warehouse"])) as con:
+        kept = con.execute("select x_source_format, billing_period from intermediate.int_billing_charges "
+                           "where charge_description = ? order by all", [untouched]).fetchall()
+        con.executemany("update intermediate.int_billing_charges set charge_description = ? where charge_id = ?",
+                        [[description, charge] for charge, description in marked])
+    assert kept == [("aws-cur", "2026-11"), ("focus", "2026-10"), ("focus", "2026-11"),
+                    ("gcp-billing-export", "2026-10"), ("gcp-billing-export", "2026-11")], kept
     assert _marts(fleet["warehouse"]) == before
 
 
@@ -231,7 +246,10 @@ def _marts(warehouse: Path) -> dict[str, list[tuple]]:
     tables = [f"marts.{t}" for t in ("cost_ledger_hourly", "unit_economics_daily", "cost_reconciliation",
                                      "team_spend_daily", "training_runs", "tco_comparison", "gpu_efficiency_daily")]
     tables += ["intermediate.int_gpu_hours_observed", "intermediate.int_gpu_hour_occupancy"]
-    return {t: query(warehouse, f"select * from {t} order by all") for t in tables}
+    marts = {t: query(warehouse, f"select * from {t} order by all") for t in tables}
+    marts["charges"] = query(warehouse, "select * exclude (x_ingested_at) from intermediate.int_billing_charges "
+                                        "order by all")
+    return marts
 
 
 def test_running_again_changes_no_mart(fleet):

@@ -8,15 +8,7 @@ with ledger as (
 ),
 
 charges as (
-    select
-        hours.hour_start,
-        hours.provider_name,
-        hours.billing_currency,
-        hours.resource_id,
-        hours.effective_cost,
-        charges.service_name
-    from {{ ref('int_charge_hours') }} as hours
-    inner join {{ ref('int_billing_charges') }} as charges on hours.charge_id = charges.charge_id
+    select * from {{ ref('int_charge_hours') }}
 ),
 
 unit_economics as (

@@ -1,8 +1,10 @@
 {# Every provider's charges in one FOCUS shape, classified: is it GPU compute (rule 2), and which
    team does its resource's tag name (rule 6; the first configured tag key present wins)? On-prem
-   servers' own charges say their GPUs and team themselves. #}
-{% set billing_models = ['stg_aws__cur', 'stg_gcp__billing_export', 'stg_azure__cost_details',
-                         'stg_oci__cost_report', 'stg_focus__charges'] %}
+   servers' own charges say their GPUs and team themselves.
+   Incremental by billing partition (macros/billing_partitions.sql): the pre-hook deletes the
+   partitions that changed, and the build adds them again from staging. #}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{{ delete_changed_billing_partitions() }}") }}
 
 {# The configured team tag keys, in priority order, read when the model runs: a coalesce over a
    handful of keys per row is far cheaper than joining every charge to every key. (The source, not
@@ -12,17 +14,26 @@
 {% endset %}
 {% set team_tag_keys = run_query(tag_keys_query).columns[0].values() if execute else [] %}
 
+{% set changed = changed_billing_partitions() %}
+
 with charges as (
-    {% for model in billing_models %}
+    {% for model in billing_models() %}
     select
         {{ focus_charge_columns() | join(', ') }},
+        x_ingested_at,
         cast(null as varchar) as x_gpu_model,
         cast(null as integer) as x_gpu_count,
         cast(null as varchar) as x_team
     from {{ ref(model) }}
+    where {{ in_changed_billing_periods(model, changed) }}
     union all
     {% endfor %}
-    select {{ focus_charge_columns() | join(', ') }}, gpu_model, gpu_count, team_tag
+    select
+        {{ focus_charge_columns() | join(', ') }},
+        cast(null as timestamp) as x_ingested_at,
+        gpu_model,
+        gpu_count,
+        team_tag
     from {{ ref('int_onprem_charges') }}
 ),
 
@@ -52,7 +63,8 @@ select
     )
     {%- else -%}
     charges.x_team
-    {%- endif %} as team_tag
+    {%- endif %} as team_tag,
+    charges.x_ingested_at
 from charges
 left join gpu_instance_types
     on charges.provider_name = gpu_instance_types.provider

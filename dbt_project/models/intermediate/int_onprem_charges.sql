@@ -47,7 +47,7 @@ gpu_energy as (
     select
         asset_hours.resource_id,
         asset_hours.hour_start,
-        sum(coalesce(observed.energy_kwh, asset_hours.rated_power_w_per_gpu / 1000.0)) as kwh,
+        sum({{ quantity('coalesce(observed.energy_kwh, asset_hours.rated_power_w_per_gpu / 1000.0)') }}) as kwh,
         count(observed.energy_kwh) = max(asset_hours.gpu_count) as fully_metered
     from (
         select asset_hours.*, {{ indexes_below('gpu_count') }} as gpu_index

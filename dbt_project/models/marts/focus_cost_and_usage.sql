@@ -1,6 +1,8 @@
 {# Every ingested charge as a FOCUS 1.2 Cost and Usage dataset (column names and values as the
    specification spells them; gpuledger's own columns prefixed x_), for FOCUS tools and the
-   FinOps Foundation's validator. #}
+   FinOps Foundation's validator. A view: int_billing_charges renamed, so a build never copies a
+   large organisation's every line item again. #}
+{{ config(materialized='view') }}
 with charges as (
     select * from {{ ref('int_billing_charges') }}
 )

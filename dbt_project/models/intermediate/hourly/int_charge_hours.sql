@@ -26,6 +26,7 @@ select
     charges.billing_account_id,
     charges.billing_currency,
     charges.resource_id,
+    charges.service_name,
     charges.charge_category,
     charges.is_gpu_compute,
     charges.gpu_count,

@@ -75,5 +75,6 @@ select
     tags,
     case when meter_category = 'Virtual Machines' then {{ json_value('additional_info', "'ServiceType'") }} end
         as x_instance_type,
-    'azure-cost-details' as x_source_format
+    'azure-cost-details' as x_source_format,
+    _ingested_at as x_ingested_at
 from source

@@ -63,5 +63,6 @@ select
         split_part({{ json_value('x_provider_columns', "'x_UsageType'") }}, ':', 2),
         {{ regexp_capture('charge_description', ' ([a-z0-9-]+\\.[0-9a-z]+) (Spot )?Instance[- ][Hh]our') }}
     ) as x_instance_type,
-    'focus' as x_source_format
+    'focus' as x_source_format,
+    _ingested_at as x_ingested_at
 from source

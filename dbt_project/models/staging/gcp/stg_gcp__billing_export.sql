@@ -105,6 +105,7 @@ usage_rows as (
         {{ json_merge('export.project_labels', 'export.labels') }} as tags,
         {{ json_value('export.system_labels', "'compute.googleapis.com/machine_spec'") }} as x_instance_type,
         'gcp-billing-export' as x_source_format,
+        export._ingested_at as x_ingested_at,
         export.row_hash
     from export
     left join row_credits on export.row_hash = row_credits.row_hash
@@ -159,6 +160,7 @@ promotion_rows as (
         usage_rows.tags,
         usage_rows.x_instance_type,
         usage_rows.x_source_format,
+        usage_rows.x_ingested_at,
         usage_rows.row_hash
     from credits
     inner join usage_rows on credits.row_hash = usage_rows.row_hash

@@ -58,5 +58,6 @@ select
     availability_domain as availability_zone,
     tags,
     cast(null as varchar) as x_instance_type,
-    'oci-cost-report' as x_source_format
+    'oci-cost-report' as x_source_format,
+    _ingested_at as x_ingested_at
 from source
