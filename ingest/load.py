@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 from ingest import aws_cur, gateway, nvml
 from ingest.files import FastReader, LineBatch, Parsed, read_line_batch
 from ingest.landing import Landing, LandingFile, hashed_version
-from ingest.warehouse import INGESTED_COLUMNS, RAW, already_ingested, ensure_raw_table, load_parsed, replacing, utc_now
+from ingest.warehouse import (
+    INGESTED_COLUMNS,
+    RAW,
+    ensure_raw_table,
+    first_row,
+    load_parsed,
+    replacing,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +297,9 @@ CUR_SUFFIXES = ("Manifest.json", ".parquet", ".csv", ".csv.gz")
 def newest_deliveries(landing: Landing, export_name: str, flavour: aws_cur.CurFlavour = "cur2",
                       ) -> tuple[list[aws_cur.Delivery], list[Parsed], dict[str, LandingFile]]:
     """The latest delivery of each billing period (by when its manifest was written), a rejection
-    for each unusable manifest, and the export's files by landing key."""
-    files = {f.key: f for f in landing.list(CUR_SUFFIXES) if f.key.startswith(f"{export_name}/")}
+    for each unusable manifest, and the export's files by landing key, listed quickly (a local
+    file's version is its size and mtime: a month of a large account is GBs to hash)."""
+    files = {f.key: f for f in landing.list(CUR_SUFFIXES, hash_content=False) if f.key.startswith(f"{export_name}/")}
     newest: dict[str, tuple[float, aws_cur.Delivery]] = {}
     rejected: list[Parsed] = []
     for key, f in sorted(files.items()):
@@ -337,8 +346,18 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
         report.add(bad)
     for delivery in deliveries:
         report.seen += 1
-        size, version = delivery_version(delivery, files)
-        if already_ingested(con, aws_cur.CUR, delivery.key, version):
+        _, listed = delivery_version(delivery, files)
+        recorded = first_row(con, f"select sha256, listed_version from {RAW}.ingested_files "
+                                  "where source = ? and scope = ?", [aws_cur.CUR, delivery.key])
+        if recorded and recorded[1] == listed:  # listed as it was loaded: not read, nor hashed, again
+            report.unchanged += 1
+            continue
+        hashed = {key: hashed_version(landing, f) for key, f in files.items()
+                  if key == delivery.manifest or key in delivery.data_files}
+        size, version = delivery_version(delivery, hashed)
+        if recorded and recorded[0] == version:  # the same bytes, touched: remember the new listing
+            con.execute(f"update {RAW}.ingested_files set listed_version = ? where source = ? and scope = ?",
+                        [listed, aws_cur.CUR, delivery.key])
             report.unchanged += 1
             continue
 
@@ -346,18 +365,19 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
             return landing.local_path(files[key]) if key in files else None
 
         try:
-            parsed, rows = _load_delivery(con, delivery, fetch, size, version, progress, fast)
+            parsed, rows = _load_delivery(con, delivery, fetch, size, version, listed, progress, fast)
         except duckdb.Error as err:  # a Parquet file damaged past its footer: the per-file reader says which
             progress(f"aws_cur: {delivery.key}: DuckDB could not read its Parquet files together "
                      f"({str(err).splitlines()[0]}); reading them one at a time")
-            parsed, rows = _load_delivery(con, delivery, fetch, size, version, progress, fast=False)
+            parsed, rows = _load_delivery(con, delivery, fetch, size, version, listed, progress, fast=False)
         report.add(parsed, {aws_cur.CUR: rows})
         progress(f"aws_cur: {delivery.key} loaded ({rows:,} line items, {len(parsed.quarantined)} quarantined)")
     return report
 
 
 def _load_delivery(con: duckdb.DuckDBPyConnection, delivery: aws_cur.Delivery, fetch: Callable[[str], Path | None],
-                   size: int, version: str, progress: Callable[[str], None], fast: bool) -> tuple[Parsed, int]:
+                   size: int, version: str, listed: str, progress: Callable[[str], None], fast: bool,
+                   ) -> tuple[Parsed, int]:
     """One transaction: the delivery replaces its period's line items. Its Parquet files are read by
     DuckDB together where their footers allow (`fast`), the other files by the Arrow reader one at a
     time; (the quarantine, line items loaded)."""
@@ -376,7 +396,7 @@ def _load_delivery(con: duckdb.DuckDBPyConnection, delivery: aws_cur.Delivery, f
         rows, done = rows + inserted, done + files
         progress(f"aws_cur: {delivery.key}: {done}/{len(delivery.data_files)} files, {rows:,} line items")
 
-    with replacing(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, [aws_cur.CUR]) as insert:
+    with replacing(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, [aws_cur.CUR], listed) as insert:
         for signature, files in groups.items():
             paths, labels = [path for _, path in files], [delivery.label(key) for key, _ in files]
             progress(f"aws_cur: {delivery.key}: reading {len(files)} Parquet file(s) in DuckDB")

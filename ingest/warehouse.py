@@ -87,11 +87,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def already_ingested(con: duckdb.DuckDBPyConnection, source: str, scope: str, sha256: str) -> bool:
-    return scalar(con, f"select sha256 from {RAW}.ingested_files where source = ? and scope = ?",
-                  [source, scope]) == sha256
-
-
 def duplicate_of(con: duckdb.DuckDBPyConnection, source: str, scope: str, sha256: str) -> str | None:
     """Another file of the same source with the same bytes: a copy whose rows would count twice."""
     return scalar(

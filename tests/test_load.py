@@ -78,3 +78,31 @@ def test_files_load_once_and_a_changed_file_replaces_its_rows(tmp_path):
         assert total(con, "select count(*) from raw.quarantine") == 0
         assert total(con, "select count(*) from raw.gateway_requests where _source_file is null "
                           "or _ingested_at is null") == 0
+
+
+def test_an_unchanged_cur_delivery_is_not_hashed_again_and_a_touched_one_not_reloaded(tmp_path, monkeypatch):
+    import ingest.landing
+
+    landing = tmp_path / "aws"
+    write_delivery(landing, "2026-11", {"a.parquet": cur_rows(3, cost=2.0), "b.parquet": cur_rows(2, cost=1.0)})
+    hashed = []
+    fingerprint = ingest.landing.fingerprint
+    monkeypatch.setattr(ingest.landing, "fingerprint", lambda path: hashed.append(path.name) or fingerprint(path))
+    with connect(tmp_path / "wh.duckdb") as con:
+        first = load_aws_cur(con, LocalLanding(landing), "cur")
+        assert (first.loaded, first.rows["aws_cur"]) == (1, 5)
+        assert sorted(hashed) == ["a.parquet", "b.parquet", "cur-Manifest.json"]
+        hashed.clear()
+        assert (load_aws_cur(con, LocalLanding(landing), "cur").unchanged, hashed) == (1, [])
+
+        data = landing / "cur" / "data" / "BILLING_PERIOD=2026-11"
+        os.utime(data / "b.parquet", (1e9, 1e9))  # the same bytes, written again
+        touched = load_aws_cur(con, LocalLanding(landing), "cur")
+        assert (touched.loaded, touched.unchanged, len(hashed)) == (0, 1, 3)
+        hashed.clear()
+        assert (load_aws_cur(con, LocalLanding(landing), "cur").unchanged, hashed) == (1, [])
+
+        write_delivery(landing, "2026-11", {"a.parquet": cur_rows(3, cost=2.0), "b.parquet": cur_rows(4, cost=1.0)})
+        restated = load_aws_cur(con, LocalLanding(landing), "cur")
+        assert (restated.loaded, restated.rows["aws_cur"]) == (1, 7)
+        assert total(con, "select sum(line_item_unblended_cost) from raw.aws_cur") == 10.0
