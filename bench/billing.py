@@ -9,7 +9,8 @@
    with AWS's amortisation rules and sums it by day and service (the median of three runs, as it
    takes a fraction of a second).
 3. The pipeline, into a fresh DuckDB file: `load_aws_cur` (raw ingestion), the config tables and
-   the other sources' empty raw tables, then `dbt build --select +int_billing_charges`.
+   the other sources' empty raw tables, then `dbt build --select +int_billing_charges`; then
+   both again with nothing new, as a daily run finds the month once it is loaded.
 4. Prints wall time, rows/s (on the generated input lines) and the ratio to the reference per
    stage, peak RSS of this process per stage and of the dbt child (wait4 on that child alone),
    the DuckDB file size, the slowest dbt nodes, and whether the pipeline's EffectiveCost agrees
