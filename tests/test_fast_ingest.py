@@ -335,7 +335,8 @@ def load_cur_both_ways(tmp_path: Path, landing: Path) -> tuple[dict, dict, list[
         with connect(tmp_path / f"cur-{fast}.duckdb") as con:
             # a session in New York must not shift a UTC timestamp
             con.execute("set TimeZone = 'America/New_York'")
-            load_aws_cur(con, LocalLanding(landing), "cur", progress=said.append if fast else print, fast=fast)
+            load_aws_cur(con, LocalLanding(landing), "cur", progress=said.append if fast else lambda _: None,
+                         fast=fast)
             states.append(cur_state(con))
     return states[0], states[1], said
 
