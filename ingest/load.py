@@ -26,6 +26,7 @@ from ingest.warehouse import (
     ensure_raw_table,
     first_row,
     load_parsed,
+    remember_listing,
     replacing,
     utc_now,
 )
@@ -168,8 +169,7 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
         if known.sha256.get(name) == f.version:
             report.unchanged += 1
             if name in listed:  # the same bytes, touched: remember the new mtime
-                con.execute(f"update {RAW}.ingested_files set listed_version = ? where source = ? and scope = ?",
-                            [listed[name], source, name])
+                remember_listing(con, source, name, listed[name])
                 known.listed[name] = listed[name]
             return
         if f.version in pending:
@@ -352,12 +352,11 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
         if recorded and recorded[1] == listed:  # listed as it was loaded: not read, nor hashed, again
             report.unchanged += 1
             continue
-        hashed = {key: hashed_version(landing, f) for key, f in files.items()
-                  if key == delivery.manifest or key in delivery.data_files}
+        hashed = {key: hashed_version(landing, files[key]) for key in (delivery.manifest, *delivery.data_files)
+                  if key in files}
         size, version = delivery_version(delivery, hashed)
         if recorded and recorded[0] == version:  # the same bytes, touched: remember the new listing
-            con.execute(f"update {RAW}.ingested_files set listed_version = ? where source = ? and scope = ?",
-                        [listed, aws_cur.CUR, delivery.key])
+            remember_listing(con, aws_cur.CUR, delivery.key, listed)
             report.unchanged += 1
             continue
 

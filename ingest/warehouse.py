@@ -87,6 +87,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def remember_listing(con: duckdb.DuckDBPyConnection, source: str, scope: str, listed_version: str) -> None:
+    """The same bytes were listed with a new size:mtime (touched, copied back): record it, so the
+    next run skips them without hashing."""
+    con.execute(f"update {RAW}.ingested_files set listed_version = ? where source = ? and scope = ?",
+                [listed_version, source, scope])
+
+
 def duplicate_of(con: duckdb.DuckDBPyConnection, source: str, scope: str, sha256: str) -> str | None:
     """Another file of the same source with the same bytes: a copy whose rows would count twice."""
     return scalar(

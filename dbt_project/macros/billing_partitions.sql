@@ -12,6 +12,9 @@
 
 {% macro onprem_source_format() %}'gpuledger on-prem register'{% endmacro %}
 
+{# A value rendered into the SQL as a string literal. #}
+{% macro sql_string(value) %}'{{ value | replace("'", "''") }}'{% endmacro %}
+
 {# [(source format, billing period, staging model or none when it is gone)] to rebuild; none on a
    full build. Read when the model runs (both the model and its pre-hook ask, before either writes),
    so the model's filters are literals that DuckDB pushes down to the raw scans. #}
@@ -56,7 +59,7 @@
     {%- else -%}
     {%- set periods = changed | selectattr(2, 'equalto', model) | map(attribute=1) | list -%}
     {%- if periods -%}
-    coalesce(billing_period, '') in ({% for p in periods %}'{{ p | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %})
+    coalesce(billing_period, '') in ({% for p in periods %}{{ sql_string(p) }}{{ ', ' if not loop.last }}{% endfor %})
     {%- else -%}
     false
     {%- endif -%}
@@ -68,8 +71,7 @@
     delete from {{ this }}
     where x_source_format = {{ onprem_source_format() }}
         {%- for format, period, _ in changed_billing_partitions() %}
-        or (x_source_format = '{{ format | replace("'", "''") }}'
-            and coalesce(billing_period, '') = '{{ period | replace("'", "''") }}')
+        or (x_source_format = {{ sql_string(format) }} and coalesce(billing_period, '') = {{ sql_string(period) }})
         {%- endfor %}
     {%- endif -%}
 {%- endmacro %}

@@ -58,7 +58,7 @@ select
     coalesce(
         charges.x_team,
         {%- for key in team_tag_keys %}
-        {{ json_value('charges.tags', "'" ~ key | replace("'", "''") ~ "'") }}{{ ',' if not loop.last }}
+        {{ json_value('charges.tags', sql_string(key)) }}{{ ',' if not loop.last }}
         {%- endfor %}
     )
     {%- else -%}

@@ -146,7 +146,7 @@ select
     cast(null as varchar) as availability_zone,
     cast(null as varchar) as tags,
     'on-prem' as x_instance_type,
-    'gpuledger on-prem register' as x_source_format,
+    {{ onprem_source_format() }} as x_source_format,
     gpu_model,
     gpu_count,
     team as team_tag
