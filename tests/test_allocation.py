@@ -195,16 +195,18 @@ def test_requests_and_tokens_count_once(warehouse):
 
 
 def test_non_gpu_charges_are_direct_or_shared_by_gpu_cost(warehouse):
+    # The volume and the credit are pooled before the spread: one shared row per hour and holder,
+    # with no resource, where spreading each charge on its own gave two at 10:00 and 11:00.
     rows = query(warehouse, """
         select team, coalesce(model, '-'), coalesce(workload, '-'), category, round(sum(effective_cost), 6),
-               count(distinct hour_start)
+               count(distinct hour_start), count(*), count(resource_id)
         from marts.cost_ledger_hourly where category in ('direct', 'shared') group by all order by all""")
     assert rows == [
-        ("research", "-", "-", "direct", d("2.400000"), 24),  # the bucket, spread over its 24 hours
-        ("research", "-", "tune", "shared", d("0.035000"), 24),  # 1/16 of $0.56
-        ("search", "-", "-", "shared", d("0.315000"), 24),  # 9/16
-        ("search", "chat-model", "chat", "shared", d("0.175000"), 24),  # 5/16
-        ("support", "chat-model", "chat", "shared", d("0.035000"), 24),  # 1/16
+        ("research", "-", "-", "direct", d("2.400000"), 24, 24, 24),  # the bucket, spread over its 24 hours
+        ("research", "-", "tune", "shared", d("0.035000"), 24, 24, 0),  # 1/16 of $0.56
+        ("search", "-", "-", "shared", d("0.315000"), 24, 24, 0),  # 9/16
+        ("search", "chat-model", "chat", "shared", d("0.175000"), 24, 24, 0),  # 5/16
+        ("support", "chat-model", "chat", "shared", d("0.035000"), 24, 24, 0),  # 1/16
     ]
 
 

@@ -2,7 +2,9 @@
    charge whose resource carries the team tag is that team's direct cost. The rest is the shared
    pool: each hour's piece is spread over the teams (and their models and workloads) in
    proportion to their GPU cost that day, or left unallocated when the policy says so or the day
-   has no team GPU cost. #}
+   has no team GPU cost. The pool is summed per hour and account before the spread: spreading
+   each untagged resource on its own made charges x workloads rows, 20 M a day at 4,000 GPUs,
+   for figures nobody reads by resource (focus_cost_and_usage keeps the resources). #}
 with non_gpu as (
     select * from {{ ref('int_charge_hours') }}
     where not is_gpu_compute and {{ in_day_window('hour_start') }}
@@ -48,20 +50,31 @@ direct as (
     where team_tag is not null
 ),
 
+shared_pool as (
+    select
+        hour_start, billing_period, provider_name, billing_account_id, billing_currency,
+        sum(effective_cost) as effective_cost,
+        sum(billed_cost) as billed_cost,
+        sum(list_cost) as list_cost
+    from non_gpu
+    where team_tag is null
+    group by hour_start, billing_period, provider_name, billing_account_id, billing_currency
+),
+
 shared_spread as (
     select
-        non_gpu.hour_start, non_gpu.billing_period, non_gpu.provider_name, non_gpu.billing_account_id,
-        non_gpu.billing_currency, non_gpu.resource_id,
+        shared_pool.hour_start, shared_pool.billing_period, shared_pool.provider_name,
+        shared_pool.billing_account_id, shared_pool.billing_currency,
+        cast(null as varchar) as resource_id,
         coalesce(day_weights.team, '{{ var("unallocated_team") }}') as team,
         day_weights.model,
         day_weights.workload,
         'shared' as category,
-        {{ allocate('non_gpu.effective_cost', 'coalesce(day_weights.weight, 1.0)') }} as effective_cost,
-        {{ allocate('non_gpu.billed_cost', 'coalesce(day_weights.weight, 1.0)') }} as billed_cost,
-        {{ allocate('non_gpu.list_cost', 'coalesce(day_weights.weight, 1.0)') }} as list_cost
-    from non_gpu
-    left join day_weights on cast(non_gpu.hour_start as date) = day_weights.day
-    where non_gpu.team_tag is null
+        {{ allocate('shared_pool.effective_cost', 'coalesce(day_weights.weight, 1.0)') }} as effective_cost,
+        {{ allocate('shared_pool.billed_cost', 'coalesce(day_weights.weight, 1.0)') }} as billed_cost,
+        {{ allocate('shared_pool.list_cost', 'coalesce(day_weights.weight, 1.0)') }} as list_cost
+    from shared_pool
+    left join day_weights on cast(shared_pool.hour_start as date) = day_weights.day
 )
 
 select * from direct
