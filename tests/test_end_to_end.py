@@ -2,6 +2,7 @@
 generator's ground truth (computed from its plan, never by running the pipeline)."""
 
 import json
+import os
 import subprocess
 import warnings
 import xml.etree.ElementTree as ET
@@ -16,10 +17,11 @@ from pipeline import close, failed_checks, materialize_all, query, run_messages,
 from ingest.config import load_config
 from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
-from orchestration.assets.dbt import REBUILD_TAG
+from orchestration.assets.dbt import REBUILD_TAG, WAREHOUSE_ENV_VAR
 from orchestration.definitions import defs
 from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
 from orchestration.partitions import day_range_tags
+from orchestration.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from orchestration.runs import PipelineRun, run_config, run_days, run_everything
 
 # 31 GPUs: AWS's SP-covered p5, on-demand g5, spot g6 (with a 3-hour collector outage) and a p4d
@@ -131,6 +133,55 @@ def test_a_rebuild_of_every_day_rebuilds_the_ledgers_every_day(fleet):
     assert ("a daily build since the ledger's last rebuilt every day (or a hand-picked few models): "
             "rebuilding the ledger's every day") in logs
     assert _marts(fleet["warehouse"]) == before
+
+
+def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet, tmp_path):
+    """A late file for the second day rebuilds that day; the build's checks read the day it wrote
+    and the charges it rebuilt, not all history (a unique test over a year of CUR lines grew every
+    daily run). Rows planted where the build does not write, a duplicate ledger row on the first
+    day and a repeated charge id in a kept billing partition, pass its checks; `dbt test` reads
+    every row and finds both."""
+    instance, warehouse, before = fleet["instance"], fleet["warehouse"], _marts(fleet["warehouse"])
+    with duckdb.connect(str(warehouse)) as con:
+        # a copy of a first-day row's key with no money (a duplicate dollar would break the
+        # reconciliation, which reads the whole ledger)
+        planted = """
+            select * replace (0 as effective_cost, 0 as billed_cost, 0 as list_cost)
+            from marts.cost_ledger_hourly where hour_start < timestamp '2026-11-01' and category = 'direct'"""
+        con.execute(f"insert into marts.cost_ledger_hourly {planted} order by all limit 1")
+        (kept_id, moved_id, description), = con.execute("""
+            select min(charge_id), max(charge_id), max_by(charge_description, charge_id)
+            from intermediate.int_billing_charges where x_source_format = 'focus' and billing_period = '2026-10'
+            """).fetchall()
+        con.execute("update intermediate.int_billing_charges set charge_id = ?, charge_description = 'planted' "
+                    "where charge_id = ?", [kept_id, moved_id])
+        late = con.execute("delete from raw.ingested_files where source = 'nvml' and scope like '%T23.jsonl.gz' "
+                           "and scope like '%20261101%' returning scope").fetchall()
+    assert len(late) > 1
+    late_day = run_days(fleet["config"], instance, SECOND_DAY, SECOND_DAY, log_level="INFO", say=lambda _: None)
+    assert late_day.success
+    assert f"ledger and marts: rebuilding {SECOND_DAY} up to 2026-11-02 {LEDGER_WINDOW_REASON}" in run_messages(
+        instance, late_day.results)
+    assert failed_checks(late_day) == []
+
+    everything = subprocess.run(
+        [DBT_EXECUTABLE, "test", "--select", "int_billing_charges", "cost_ledger_hourly", "--profiles-dir",
+         str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "dbt-target")],
+        cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("GPULEDGER_DAY_")},
+             WAREHOUSE_ENV_VAR: str(warehouse), "DO_NOT_TRACK": "1"})
+    failures = sorted(line.split("Failure in test ")[1].split(" ")[0] for line in everything.stdout.splitlines()
+                      if "Failure in test " in line)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update intermediate.int_billing_charges set charge_id = ?, charge_description = ? "
+                    "where charge_description = 'planted'", [moved_id, description])
+        con.execute("delete from marts.cost_ledger_hourly where hour_start < timestamp '2026-11-01' "
+                    "and category = 'direct' and effective_cost = 0 and billed_cost = 0")
+    assert everything.returncode == 1, everything.stdout
+    assert failures == [
+        "unique_combination_cost_ledger_hourly_hour_start__billing_period__provider__billing_account_id__currency__"
+        "resource_id__team__model__workload__category", "unique_int_billing_charges_charge_id"], failures
+    assert _marts(warehouse) == before
 
 
 LEDGER_WINDOW_REASON = "(the days rebuilt and billing periods loaded since their last build), then the marts over them"
@@ -247,8 +298,8 @@ def _marts(warehouse: Path) -> dict[str, list[tuple]]:
                                      "team_spend_daily", "training_runs", "tco_comparison", "gpu_efficiency_daily")]
     tables += ["intermediate.int_gpu_hours_observed", "intermediate.int_gpu_hour_occupancy"]
     marts = {t: query(warehouse, f"select * from {t} order by all") for t in tables}
-    marts["charges"] = query(warehouse, "select * exclude (x_ingested_at) from intermediate.int_billing_charges "
-                                        "order by all")
+    marts["charges"] = query(warehouse, "select * exclude (x_ingested_at, x_built_at) "
+                                        "from intermediate.int_billing_charges order by all")
     return marts
 
 

@@ -91,12 +91,11 @@ def builds_everything(context: dg.AssetExecutionContext) -> bool:
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
           stamp_key: dg.AssetKey, stamp: Mapping[str, Any],
-          window: tuple[datetime | None, datetime | None] | None = None, full_refresh: bool = False,
-          tests: bool = True) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """`dbt build` of the asset's selection (`dbt run` without `tests`; the days of `window` for
-    the day- and hour-grain models, every day without; tables dropped first with `full_refresh`),
-    with row counts, and `stamp` in the metadata of `stamp_key`: what the next build compares
-    against."""
+          window: tuple[datetime | None, datetime | None] | None = None,
+          full_refresh: bool = False) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """`dbt build` of the asset's selection (the days of `window` for the day- and hour-grain
+    models, every day without; tables dropped first with `full_refresh`), with row counts, and
+    `stamp` in the metadata of `stamp_key`: what the next build compares against."""
     cfg = gpuledger.config
     os.environ[WAREHOUSE_ENV_VAR] = str(cfg.warehouse_path)
     os.environ[MEMORY_LIMIT_ENV_VAR] = cfg.memory_limit
@@ -113,7 +112,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
     # overlap: they share the writer pool.
     target = cfg.warehouse_path.parent / "dbt-target"
     # a failed build raises here, with no event yielded and nothing stamped
-    args = ["build" if tests else "run", *(["--full-refresh"] if full_refresh else [])]
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
     events = list(dbt.cli(args, context=context, target_path=target).stream())
     # Row counts are read here, on a connection that is closed again, rather than with
     # dagster-dbt's fetch_row_counts(), which leaves dbt's connection open in this process.
@@ -189,10 +188,10 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
             context.log.info(f"daily models: building {chunk[0]:%Y-%m-%d} up to {chunk[1]:%Y-%m-%d} ({number} of "
                              f"{len(chunks)}, at most {gpuledger.config.daily_build_rows:,} raw rows a build)")
         # Rebuilding every day starts from new tables, so a model whose columns changed is rebuilt
-        # too. The tests read the whole tables: they run once, with the last build, whose outputs
+        # too. Each build tests the days it wrote (macros/test_scope.sql); the last build's outputs
         # and checks stand for all.
         events = list(build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, chunk,
-                            full_refresh=number == 1 and window == (None, None), tests=number == len(builds)))
+                            full_refresh=number == 1 and window == (None, None)))
     yield from events
 
 

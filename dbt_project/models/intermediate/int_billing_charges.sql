@@ -64,7 +64,8 @@ select
     {%- else -%}
     charges.x_team
     {%- endif %} as team_tag,
-    charges.x_ingested_at
+    charges.x_ingested_at,
+    {{ this_build() }} as x_built_at
 from charges
 left join gpu_instance_types
     on charges.provider_name = gpu_instance_types.provider
