@@ -28,6 +28,8 @@ from ingest.warehouse import (
     load_parsed,
     remember_listing,
     replacing,
+    scalar,
+    table_exists,
     utc_now,
 )
 
@@ -124,6 +126,10 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
     fast_reader = FAST_READERS.get(source) if fast is True else (fast or None)
     report = LoadReport(source)
     known = Ingested.read(con, source)
+    search_all = fast_reader is not None and not accounts_for_every_row(con, source, fast_reader.tables)
+    if search_all:
+        progress(f"{source}: raw.ingested_files does not account for every row of the raw tables (records "
+                 "cleared by hand?): every file's earlier rows are looked for, which reads all of them")
     last = time.monotonic()
     batch: list[tuple[Landing, LandingFile, str]] = []
 
@@ -143,7 +149,8 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
     def load_read() -> None:
         files_, lines = reading.pop()
         pending.difference_update(f.version for _, f, _ in files_)
-        for landing, f, name in load_batch(con, source, fast_reader, files_, lines.result(), known, report, listed):
+        for landing, f, name in load_batch(con, source, fast_reader, files_, lines.result(), known, report, listed,
+                                           search_all):
             one_file(landing, f, name)
 
     def flush(wait: bool = False) -> None:
@@ -236,6 +243,15 @@ class Ingested:
         return min((s for s in self.with_rows.get(sha256, ()) if s != scope), default=None)
 
 
+def accounts_for_every_row(con: duckdb.DuckDBPyConnection, source: str, tables: Iterable[str]) -> bool:
+    """Whether the rows raw.ingested_files records for `source` add up to the rows of its raw
+    tables: then a file it has no record of has no rows there to replace."""
+    recorded = scalar(con, f"select coalesce(sum(rows_loaded), 0) from {RAW}.ingested_files where source = ?",
+                      [source])
+    held = sum(scalar(con, f"select count(*) from {RAW}.{t}") for t in tables if table_exists(con, RAW, t))
+    return held == recorded
+
+
 def _run_stage(con: duckdb.DuckDBPyConnection, fast: FastReader, lines: pa.Table, files: list[int]) -> set[int]:
     """The reader's SQL over `files` of the batch (its staged tables then hold them); the files
     whose lines it cannot vouch for."""
@@ -277,7 +293,8 @@ def _stage(con: duckdb.DuckDBPyConnection, fast: FastReader, lines: pa.Table, fi
 
 def load_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
                batch: list[tuple[Landing, LandingFile, str]], lines: LineBatch, known: Ingested,
-               report: LoadReport, listed: dict[str, str]) -> list[tuple[Landing, LandingFile, str]]:
+               report: LoadReport, listed: dict[str, str], search_all: bool,
+               ) -> list[tuple[Landing, LandingFile, str]]:
     """Parse a batch's lines in DuckDB and load the good files in one transaction; the files left
     for the per-file reader, in batch order."""
     readable = [i for i in range(len(batch)) if i not in lines.unreadable]
@@ -285,7 +302,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
     good = [i for i in range(len(batch)) if i not in bad]
     del lines
     if good:
-        _insert_batch(con, source, fast, [(i, *batch[i]) for i in good], known, report, listed)
+        _insert_batch(con, source, fast, [(i, *batch[i]) for i in good], known, report, listed, search_all)
     for name in fast.temp_tables:
         con.execute(f"drop table if exists {name}")
     return [batch[i] for i in sorted(bad)]
@@ -409,26 +426,27 @@ def _load_delivery(con: duckdb.DuckDBPyConnection, delivery: aws_cur.Delivery, f
 
 def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
                   good: list[tuple[int, Landing, LandingFile, str]], known: Ingested, report: LoadReport,
-                  listed: dict[str, str]) -> None:
+                  listed: dict[str, str], search_all: bool) -> None:
     """One transaction: the batch's staged rows of `good` files replace what those files loaded
-    before, and each file's fingerprint and row count are recorded (what `replacing` does per file)."""
+    before, and each file's fingerprint and row count are recorded (what `replacing` does per file).
+    Only files with a record are looked for in the raw tables, unless `search_all`
+    (`accounts_for_every_row` found rows no record accounts for): DuckDB keeps 8 bytes of a string
+    column's min and max, too few to skip row groups by file name, so the delete reads every row of
+    the raw table, once a batch, a cost that grew with history and with the square of the fleet."""
     now = utc_now()
     batch_files = pa.table({
         "file": pa.array([i for i, *_ in good], pa.int32()),
         "label": pa.array([name for *_, name in good], pa.string()),
     })
-    # every file's earlier rows, not only those raw.ingested_files knows of (someone may have
-    # cleared it to load everything again)
-    replaced = [name for *_, name in good]
+    replaced = [name for *_, name in good if search_all or name in known.sha256]
     counts: dict[int, dict[str, int]] = {i: {} for i, *_ in good}
     con.begin()
     try:
         con.register("_fast_files", batch_files)
         for table, (schema, sql) in fast.tables.items():
             ensure_raw_table(con, table, schema, ["_source_file"])
-            if replaced:  # the range lets DuckDB skip row groups by their min/max: files load in key order
-                con.execute(f"delete from {RAW}.{table} where _source_file between ? and ? "
-                            "and _source_file in (select unnest(?))", [min(replaced), max(replaced), replaced])
+            if replaced:
+                con.execute(f"delete from {RAW}.{table} where _source_file in (select unnest(?))", [replaced])
             columns = ", ".join(f'"{c}"' for c in schema.names)
             con.execute(
                 f"insert into {RAW}.{table} by name select {columns}, f.label as _source_file, "
@@ -436,9 +454,8 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
             for i, n in con.execute(f"select file, count(*) from ({sql}) t semi join _fast_files f using (file) "
                                     "group by file").fetchall():
                 counts[i][table] = n
-        if replaced:
-            con.execute(f"delete from {RAW}.quarantine where source = ? and scope in (select unnest(?))",
-                        [source, replaced])
+        con.execute(f"delete from {RAW}.quarantine where source = ? and scope in (select unnest(?))",
+                    [source, [name for *_, name in good]])
         con.executemany(
             f"insert or replace into {RAW}.ingested_files ({INGESTED_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?)",
             [[source, name, f.size, f.version, sum(counts[i].values()), 0, now, listed.get(name)]

@@ -80,6 +80,36 @@ def test_files_load_once_and_a_changed_file_replaces_its_rows(tmp_path):
                           "or _ingested_at is null") == 0
 
 
+def test_a_file_whose_record_was_cleared_by_hand_replaces_its_rows(tmp_path):
+    """A new file's batch looks for earlier rows only of files with a record; once a record is
+    cleared, the rows no longer add up to the records, and every file's rows are looked for."""
+    folder = tmp_path / "gw"
+    folder.mkdir()
+    a = jsonl(folder / "a.jsonl", [request(request_id="a1"), request(request_id="a2")])
+    jsonl(folder / "b.jsonl", [request(request_id="b1")])
+
+    def load(said: list[str]):
+        files = list_files([LocalLanding(folder)], gateway.FILE_SUFFIXES)
+        return load_files(con, "gateway", files, lambda path, label, key: gateway.read_gateway_file(path, label),
+                          progress=said.append)
+
+    def request_ids() -> list[str]:
+        return sorted(r[0] for r in con.execute("select request_id from raw.gateway_requests").fetchall())
+
+    with connect(tmp_path / "wh.duckdb") as con:
+        first: list[str] = []
+        assert load(first).loaded == 2
+        con.execute("delete from raw.ingested_files where scope = ?", [str(a)])
+        cleared: list[str] = []
+        assert (load(cleared).loaded, request_ids()) == (1, ["a1", "a2", "b1"])
+        assert ("gateway: raw.ingested_files does not account for every row of the raw tables (records cleared by "
+                "hand?): every file's earlier rows are looked for, which reads all of them") in cleared
+        jsonl(folder / "c.jsonl", [request(request_id="c1")])
+        new: list[str] = []
+        assert (load(new).loaded, request_ids()) == (1, ["a1", "a2", "b1", "c1"])
+        assert not [m for m in first + new if "does not account" in m]
+
+
 def test_an_unchanged_cur_delivery_is_not_hashed_again_and_a_touched_one_not_reloaded(tmp_path, monkeypatch):
     import ingest.landing
 
