@@ -3,11 +3,8 @@
    row carries its energy and weight 0. Utilisation falls back to the profiling metric
    DCGM_FI_PROF_GR_ENGINE_ACTIVE (MIG instances report no DCGM_FI_DEV_GPU_UTIL). #}
 with source as (
-    select *
-    from {{ source('raw', 'dcgm_samples') }}
-    -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_sample_window('ts') }}
-    qualify row_number() over (partition by host, gpu_uuid, gpu_instance_id, ts order by _source_file) = 1
+    {{ first_delivery(source('raw', 'dcgm_samples'), in_sample_window('ts'),
+                      ['host', 'gpu_uuid', 'gpu_instance_id', 'ts']) }}
 ),
 
 flagged as (

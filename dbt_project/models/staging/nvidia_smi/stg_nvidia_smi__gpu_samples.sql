@@ -1,11 +1,8 @@
 {# nvidia-smi --query-gpu samples in the common telemetry shape. No energy counter: energy is
    integrated from power draw (int_gpu_hours_observed). #}
 with source as (
-    select *
-    from {{ source('raw', 'nvidia_smi_gpu_samples') }}
-    -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_sample_window('ts') }}
-    qualify row_number() over (partition by host, gpu_uuid, ts order by _source_file) = 1
+    {{ first_delivery(source('raw', 'nvidia_smi_gpu_samples'), in_sample_window('ts'),
+                      ['host', 'gpu_uuid', 'ts']) }}
 )
 
 select

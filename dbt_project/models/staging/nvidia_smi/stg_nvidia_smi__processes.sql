@@ -1,11 +1,8 @@
 {# nvidia-smi --query-compute-apps lines, each on the GPU sample it was taken with: the latest
    --query-gpu sample of the same GPU at or before it (the two commands run one after the other). #}
 with processes as (
-    select *
-    from {{ source('raw', 'nvidia_smi_processes') }}
-    -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_day_window('ts') }}
-    qualify row_number() over (partition by host, gpu_uuid, ts, pid order by _source_file) = 1
+    {{ first_delivery(source('raw', 'nvidia_smi_processes'), in_day_window('ts'),
+                      ['host', 'gpu_uuid', 'ts', 'pid']) }}
 ),
 
 samples as (

@@ -2,11 +2,7 @@
    mode is one row with the energy and weight 0, plus a row per MIG instance weighing its share
    of the GPU's compute slices. A sample delivered twice counts once. #}
 with source as (
-    select *
-    from {{ source('raw', 'nvml_gpu_samples') }}
-    -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_sample_window('ts') }}
-    qualify row_number() over (partition by gpu_uuid, ts order by _source_file) = 1
+    {{ first_delivery(source('raw', 'nvml_gpu_samples'), in_sample_window('ts'), ['gpu_uuid', 'ts']) }}
 )
 
 select

@@ -1,10 +1,6 @@
 {# The processes on each device (GPU or MIG instance) of each collector sample. #}
 with source as (
-    select *
-    from {{ source('raw', 'nvml_processes') }}
-    -- the build's days before de-duplicating: DuckDB does not push the filter through the window
-    where {{ in_day_window('ts') }}
-    qualify row_number() over (partition by gpu_uuid, ts, pid order by _source_file) = 1
+    {{ first_delivery(source('raw', 'nvml_processes'), in_day_window('ts'), ['gpu_uuid', 'ts', 'pid']) }}
 ),
 
 devices as (
