@@ -90,7 +90,7 @@ def matches(rule: WorkloadMatch, h: HolderSignature, env: dict[str, str]) -> boo
 
 
 def resolve(h: HolderSignature, workloads: list[Workload]) -> str | None:
-    # parsed once per holder, not once per rule tried: 39 s for 9,678 holders and 2,500 workloads
+    # parsed once per holder, not once per rule tried
     env = json.loads(h.env) if h.env else {}
     return next((w.name for w in workloads if matches(w.match, h, env)), None)
 
