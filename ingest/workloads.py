@@ -89,10 +89,17 @@ def matches(rule: WorkloadMatch, h: HolderSignature, env: dict[str, str]) -> boo
     )
 
 
-def resolve(h: HolderSignature, workloads: list[Workload]) -> str | None:
-    # parsed once per holder, not once per rule tried
-    env = json.loads(h.env) if h.env else {}
+def _environment(h: HolderSignature) -> dict[str, str]:
+    return json.loads(h.env) if h.env else {}
+
+
+def _first_match(h: HolderSignature, env: dict[str, str], workloads: list[Workload]) -> str | None:
     return next((w.name for w in workloads if matches(w.match, h, env)), None)
+
+
+def resolve(h: HolderSignature, workloads: list[Workload]) -> str | None:
+    # the environment parsed once per holder, not once per rule tried
+    return _first_match(h, _environment(h), workloads)
 
 
 def newest_ingested(con: duckdb.DuckDBPyConnection) -> datetime | None:
@@ -133,9 +140,9 @@ def resolve_all(holders: list[HolderSignature], workloads: list[Workload]) -> pa
     resolved: dict[tuple, str | None] = {}
     rows = []
     for h in holders:
-        env = json.loads(h.env) if h.env else {}
+        env = _environment(h)
         key = (*(getattr(h, f) for f in read), *(env.get(k) for k in env_keys))
         if key not in resolved:
-            resolved[key] = resolve(h, workloads)
+            resolved[key] = _first_match(h, env, workloads)
         rows.append({**vars(h), "workload": resolved[key]})
     return pa.Table.from_pylist(rows, schema=SIGNATURE_SCHEMA)

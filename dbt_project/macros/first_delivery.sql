@@ -2,7 +2,8 @@
    (one file shipped under two names) counts once, from the first file by name. Only the repeated
    keys are sorted. A window over every row (`qualify row_number() ...` on the whole day) held the
    day's rows, every column, in memory: at 10,000 GPUs (72 M process rows) it ran out of
-   memory_limit, where grouping the keys alone spills to disk, and it took 5x as long. #}
+   memory_limit, where grouping the keys alone spills to disk, and it took 5x as long. The rows
+   are read three times rather than through a CTE, which DuckDB would materialise whole. #}
 {% macro first_delivery(table, where, keys) -%}
     {%- set rows = '(select * from ' ~ table ~ ' where ' ~ where ~ ')' -%}
     {%- set matches -%}
