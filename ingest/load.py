@@ -21,11 +21,12 @@ from ingest import aws_cur, gateway, nvml
 from ingest.files import FastReader, LineBatch, Parsed, read_line_batch
 from ingest.landing import Landing, LandingFile, hashed_version
 from ingest.warehouse import (
-    INGESTED_COLUMNS,
     RAW,
+    Ingestion,
     ensure_raw_table,
     first_row,
     load_parsed,
+    record_ingested,
     remember_listing,
     replacing,
     scalar,
@@ -456,10 +457,8 @@ def _insert_batch(con: duckdb.DuckDBPyConnection, source: str, fast: FastReader,
                 counts[i][table] = n
         con.execute(f"delete from {RAW}.quarantine where source = ? and scope in (select unnest(?))",
                     [source, [name for *_, name in good]])
-        con.executemany(
-            f"insert or replace into {RAW}.ingested_files ({INGESTED_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [[source, name, f.size, f.version, sum(counts[i].values()), 0, now, listed.get(name)]
-             for i, _, f, name in good])
+        record_ingested(con, source, [Ingestion(name, f.size, f.version, sum(counts[i].values()), 0, listed.get(name))
+                                      for i, _, f, name in good], now)
         con.commit()
     except BaseException:
         con.rollback()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,7 +45,6 @@ create table if not exists {RAW}.ingested_files (
 -- (nor hashed) again. Added after the first release: warehouses made before get it here.
 alter table {RAW}.ingested_files add column if not exists listed_version varchar;
 """
-INGESTED_COLUMNS = "source, scope, size_bytes, sha256, rows_loaded, rows_quarantined, ingested_at, listed_version"
 
 
 @contextmanager
@@ -126,6 +126,31 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, name: str, scope_columns: Mapp
             con.execute(f'alter table {RAW}.{name} add column "{column}" {column_type}')
 
 
+@dataclass(frozen=True)
+class Ingestion:
+    """What raw.ingested_files records of one scope's load."""
+
+    scope: str
+    size_bytes: int
+    sha256: str
+    rows_loaded: int
+    rows_quarantined: int
+    listed_version: str | None
+
+
+_INGESTION_SQL_TYPES = {"scope": "varchar", "size_bytes": "bigint", "sha256": "varchar", "rows_loaded": "bigint",
+                        "rows_quarantined": "bigint", "listed_version": "varchar"}
+
+
+def record_ingested(con: duckdb.DuckDBPyConnection, source: str, loads: list[Ingestion], now: datetime) -> None:
+    """One statement for any number of scopes: `executemany` runs one statement per row, 7 s for
+    the 5,400 files of a 1,000-GPU day."""
+    con.execute(
+        f"insert or replace into {RAW}.ingested_files by name select ? as source, ? as ingested_at, "
+        + ", ".join(f"unnest(?::{sql_type}[]) as {name}" for name, sql_type in _INGESTION_SQL_TYPES.items()),
+        [source, now, *([getattr(x, name) for x in loads] for name in _INGESTION_SQL_TYPES)])
+
+
 @contextmanager
 def replacing(
     con: duckdb.DuckDBPyConnection,
@@ -177,15 +202,14 @@ def replacing(
                 clear(name)
         yield insert
         con.execute(f"delete from {RAW}.quarantine where source = ? and scope = ?", [source, scope])
-        if parsed.quarantined:
-            con.executemany(
-                f"insert into {RAW}.quarantine values (?, ?, ?, ?, ?, ?)",
-                [[source, scope, q.source_file, q.row_number, q.reason, now] for q in parsed.quarantined],
-            )
-        con.execute(
-            f"insert or replace into {RAW}.ingested_files ({INGESTED_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [source, scope, size_bytes, sha256, rows, len(parsed.quarantined), now, listed_version],
-        )
+        if parsed.quarantined:  # one statement, not `executemany`'s one per row (see record_ingested)
+            con.execute(
+                f"insert into {RAW}.quarantine select ?, ?, unnest(?::varchar[]), unnest(?::bigint[]), "
+                "unnest(?::varchar[]), ?",
+                [source, scope, *([getattr(q, c) for q in parsed.quarantined] for c in
+                                  ("source_file", "row_number", "reason")), now])
+        record_ingested(con, source, [Ingestion(scope, size_bytes, sha256, rows, len(parsed.quarantined),
+                                                listed_version)], now)
         con.commit()
     except BaseException:
         con.rollback()
