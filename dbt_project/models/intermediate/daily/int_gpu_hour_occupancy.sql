@@ -1,7 +1,9 @@
 {# Rule 3: for each GPU-hour with telemetry, which workloads held the GPU and for what share of
    the hour's samples. At each sample a holder holds its device's weight (the whole GPU, or a MIG
    instance's slices) times its share of the device (time-slicing: by GPU memory held); what no
-   one holds is idle (workload null). Energy and busy time follow the same shares. #}
+   one holds is idle (workload null). Energy and busy time follow the same shares.
+   Products of quantities are taken in double and cast back before they are summed (money.sql):
+   a product of two DECIMAL(38, 12) is 128-bit arithmetic, 3 s of a 1,000-GPU day's 8 s here. #}
 with timestamps as (
     select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
 ),
@@ -19,7 +21,7 @@ held as (
         samples.gpu_uuid,
         samples.ts,
         holders.workload,
-        {{ quantity('sum(' ~ quantity('samples.weight') ~ ' * holders.share)') }} as held
+        sum({{ quantity('samples.weight * cast(holders.share as double)') }}) as held
     from samples
     inner join holders on samples.ts = holders.ts and samples.device_uuid = holders.device_uuid
     group by samples.gpu_uuid, samples.ts, holders.workload
@@ -46,7 +48,7 @@ select
     max(timestamps.host) as host,
     timestamps.gpu_uuid,
     sum(with_idle.held) as held_samples,
-    sum({{ quantity('with_idle.held * timestamps.energy_kwh') }}) as energy_kwh,
+    sum({{ quantity('cast(with_idle.held as double) * cast(timestamps.energy_kwh as double)') }}) as energy_kwh,
     sum({{ quantity('cast(with_idle.held as double) * coalesce(timestamps.util_gpu_pct, 0) / 100.0') }})
         as busy_samples
 from with_idle
