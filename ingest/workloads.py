@@ -8,11 +8,13 @@ no rule matches is `unmatched`.
 
 Resolution runs over the distinct holder signatures in the raw telemetry, a few hundred rows
 however many samples there are, and its answer is a table SQL joins back to the samples. Each run
-reads the signatures of the rows ingested since the last and adds them to those it knew.
+reads the signatures of the rows ingested since the last and adds them to those it knew; while
+the rules are unchanged, only the new ones are resolved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -124,6 +126,15 @@ def signatures(con: duckdb.DuckDBPyConnection, since: datetime | None = None) ->
     return sorted(found, key=lambda s: tuple("" if v is None else str(v) for v in vars(s).values()))
 
 
+def known_workloads(con: duckdb.DuckDBPyConnection) -> dict[HolderSignature, str | None]:
+    """The workload config.process_workloads gave each holder it knows."""
+    if not table_exists(con, CONFIG, "process_workloads"):
+        return {}
+    columns = ", ".join(f.name for f in fields(HolderSignature))
+    return {HolderSignature(*row[:-1]): row[-1]
+            for row in con.execute(f"select {columns}, workload from {CONFIG}.process_workloads").fetchall()}
+
+
 def rules(workloads: list[Workload]) -> list:
     """The match rules in the order they are tried: what, with the holders seen, decides
     config.process_workloads. A build compares these, not that table, which gains a row for every
@@ -131,15 +142,26 @@ def rules(workloads: list[Workload]) -> list:
     return [(w.name, w.match.model_dump(mode="json")) for w in workloads]
 
 
-def resolve_all(holders: list[HolderSignature], workloads: list[Workload]) -> pa.Table:
+def rules_digest(workloads: list[Workload]) -> str:
+    return hashlib.sha256(json.dumps(rules(workloads), sort_keys=True).encode()).hexdigest()
+
+
+def resolve_all(holders: list[HolderSignature], workloads: list[Workload],
+                known: dict[HolderSignature, str | None] | None = None) -> pa.Table:
+    """Each holder's workload; a holder in `known` (resolved by the same rules before) keeps the
+    answer it had, without trying the rules again."""
     # Holders differ mostly in what no rule reads (a container id or pod uid per restart): each
     # combination of what the rules do read is resolved once. Trying every rule on every holder
     # took 19 s for 9,678 holders and 2,500 workloads, on every run.
+    known = known or {}
     read = sorted({f for w in workloads for f, value in w.match if f != "env" and value not in (None, [])})
     env_keys = sorted({key for w in workloads for key in w.match.env})
     resolved: dict[tuple, str | None] = {}
     rows = []
     for h in holders:
+        if h in known:
+            rows.append({**vars(h), "workload": known[h]})
+            continue
         env = _environment(h)
         key = (*(getattr(h, f) for f in read), *(env.get(k) for k in env_keys))
         if key not in resolved:

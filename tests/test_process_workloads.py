@@ -8,7 +8,7 @@ import pytest
 
 from ingest.config import Workload, WorkloadMatch
 from ingest.warehouse import config_fingerprint, replace_table
-from ingest.workloads import newest_ingested, resolve_all, rules, signatures
+from ingest.workloads import known_workloads, newest_ingested, resolve_all, rules, rules_digest, signatures
 
 WORKLOADS = [Workload(name="chat", kind="inference", owner_team="search", models=["llama"],
                       match=WorkloadMatch(container_id="chat-*")),
@@ -67,3 +67,19 @@ def test_new_holders_are_no_config_change_but_a_new_rule_is(con):
     assert config_fingerprint(con) != before
     narrower = [WORKLOADS[0].model_copy(update={"match": WorkloadMatch(container_id="chat-a*")}), WORKLOADS[1]]
     assert rules(narrower) != rules(WORKLOADS)
+
+
+def test_known_holders_keep_their_answer_and_only_new_ones_are_resolved(con):
+    add_process(con, 0, "vllm", "chat-a1", FIRST_LOAD)
+    build(con, None)
+    # an answer the table holds is taken as it is (here one the rules would not give, to tell it
+    # apart), so a run resolves only the holders it has not seen
+    con.execute("update config.process_workloads set workload = 'kept' where container_id = 'chat-a1'")
+    add_process(con, 1, "train.py", "job-7", SECOND_LOAD)
+    table = resolve_all(signatures(con, FIRST_LOAD), WORKLOADS, known_workloads(con))
+    assert dict(zip(table["container_id"].to_pylist(), table["workload"].to_pylist(), strict=True)) == {
+        "chat-a1": "kept", "job-7": "tune"}
+    # changed rules (a new digest) resolve every holder again
+    narrower = [WORKLOADS[0].model_copy(update={"match": WorkloadMatch(container_id="chat-a*")}), WORKLOADS[1]]
+    assert rules_digest(narrower) != rules_digest(WORKLOADS) == rules_digest(list(WORKLOADS))
+    assert build(con, FIRST_LOAD) == {"chat-a1": "chat", "job-7": "tune"}

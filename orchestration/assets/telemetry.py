@@ -8,7 +8,7 @@ import dagster as dg
 from ingest import dcgm, nvidia_smi, nvml
 from ingest.load import host_of
 from ingest.warehouse import CONFIG, RAW, replace_table
-from ingest.workloads import newest_ingested, resolve_all, signatures
+from ingest.workloads import known_workloads, newest_ingested, resolve_all, rules_digest, signatures
 from orchestration.assets._ingest import FileFamily, file_family_asset, per_file
 from orchestration.assets.config_tables import CONFIG_KEYS
 from orchestration.assets.dbt import INGESTED_THROUGH
@@ -64,6 +64,7 @@ DCGM = FileFamily(
 dcgm_telemetry = file_family_asset(DCGM)
 
 PROCESS_WORKLOADS = dg.AssetKey([CONFIG, "process_workloads"])
+RULES_DIGEST = "rules_digest"  # metadata: the match rules the holders were resolved by
 HOLDER_TABLES = [dg.AssetKey([RAW, t]) for t in (nvml.PROCESSES, nvml.GPU_SAMPLES, nvidia_smi.PROCESSES,
                                                   nvidia_smi.GPU_SAMPLES, dcgm.SAMPLES)]
 
@@ -80,15 +81,25 @@ HOLDER_TABLES = [dg.AssetKey([RAW, t]) for t in (nvml.PROCESSES, nvml.GPU_SAMPLE
 )
 def process_workloads(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource) -> dg.MaterializeResult:
     last = context.instance.get_latest_materialization_event(PROCESS_WORKLOADS)
-    through = last and last.asset_materialization.metadata.get(INGESTED_THROUGH)
+    metadata = last.asset_materialization.metadata if last else {}
+    through = metadata.get(INGESTED_THROUGH)
+    digest = rules_digest(gpuledger.config.workloads)
+    last_digest = metadata.get(RULES_DIGEST)
     with gpuledger.connect() as con:
         newest = newest_ingested(con)
         holders = signatures(con, datetime.fromisoformat(through.value) if through else None)
-        table = resolve_all(holders, gpuledger.config.workloads)
+        # the same rules give the holders known before the same answers: only new ones are resolved
+        # (every holder, every run, was 6.7 s at 10,000 GPUs)
+        known = known_workloads(con) if through and last_digest and last_digest.value == digest else {}
+        table = resolve_all(holders, gpuledger.config.workloads, known)
         replace_table(con, CONFIG, "process_workloads", table)
+    resolved = sum(h not in known for h in holders)
+    context.log.info(f"process workloads: {len(holders):,} holders, {resolved:,} resolved by the rules"
+                     + (" (the others known from a run with the same rules)" if known else ""))
     unmatched = sorted({f"{h.host}:{h.process_name or h.pod}" for h, w in zip(holders, table["workload"].to_pylist(),
                                                                               strict=True) if w is None})
     if unmatched:
         context.log.warning(f"GPU holders matching no workload rule (cost goes to 'unmatched'): {unmatched[:10]}")
     return dg.MaterializeResult(metadata={"dagster/row_count": table.num_rows, "unmatched_holders": len(unmatched),
+                                          "holders_resolved": resolved, RULES_DIGEST: digest,
                                           **({INGESTED_THROUGH: newest.isoformat()} if newest else {})})
