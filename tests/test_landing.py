@@ -205,6 +205,23 @@ def test_a_local_folder_lists_like_a_bucket(tmp_path):
     assert not (tmp_path / "cache").exists()  # a local landing never copies anything
 
 
+def test_a_local_folder_follows_links_to_files_but_not_into_linked_folders(tmp_path):
+    """As Path.rglob does: a link to a file is listed (with the file's size), a link to a folder
+    is not entered (a link back up the tree would list forever)."""
+    zone, elsewhere = tmp_path / "zone", tmp_path / "elsewhere"
+    (zone / "host-a").mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "shipped.jsonl").write_bytes(b"three")
+    (zone / "host-a" / "linked.jsonl").symlink_to(elsewhere / "shipped.jsonl")
+    (zone / "host-b").symlink_to(elsewhere, target_is_directory=True)
+    (zone / "loop").symlink_to(zone, target_is_directory=True)
+    (zone / "dangling.jsonl").symlink_to(tmp_path / "gone.jsonl")
+
+    listed = LocalLanding(zone).list((".jsonl",), hash_content=False)
+
+    assert [(f.key, f.size) for f in listed] == [("host-a/linked.jsonl", 5)]
+
+
 def test_a_missing_local_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"landing folder {tmp_path / 'nope'} does not exist"):
         open_landing(str(tmp_path / "nope"), tmp_path / "cache")
