@@ -80,7 +80,7 @@ def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet):
     assert "ledger and marts: nothing loaded or changed since their last build: not rebuilt" in logs
     # no new holder, the same rules: every holder keeps the answer it had, none is resolved again
     (holders,), = query(fleet["warehouse"], "select count(*) from config.process_workloads")
-    assert holders > 30 and (f"process workloads: {holders:,} holders, 0 resolved by the rules (the others known "
+    assert holders > 0 and (f"process workloads: {holders:,} holders, 0 resolved by the rules (the others known "
                              "from a run with the same rules)") in logs
     assert {key for key in materialized(again) if key.split("/")[0] in BUILT_LAYERS} == set()
     assert _marts(fleet["warehouse"]) == before
