@@ -115,9 +115,7 @@ def signatures(con: duckdb.DuckDBPyConnection, since: datetime | None = None) ->
     ingested after `since` (every raw row when None)."""
     found: set[HolderSignature] = set()
     if since is not None and table_exists(con, CONFIG, "process_workloads"):
-        columns = ", ".join(f.name for f in fields(HolderSignature))
-        found |= {HolderSignature(*row) for row in con.execute(f"select {columns} from {CONFIG}.process_workloads")
-                  .fetchall()}
+        found |= set(known_workloads(con))
     else:
         since = None  # nothing known: every raw row
     for table, query in SIGNATURE_QUERIES.items():
