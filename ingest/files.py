@@ -236,9 +236,11 @@ def read_line_batch(paths: list[Path], threads: int = 2) -> LineBatch:
 SQL_TYPES = {"int": "bigint", "int32": "integer", "number": "double"}
 
 
-def json_struct(keys: Iterable[str]) -> str:
-    """The `from_json` structure that keeps each key's value as JSON text (NULL when absent)."""
-    return "{" + ",".join(f'"{k}":"JSON"' for k in keys) + "}"
+def json_struct(keys: Iterable[str], **nested: str) -> str:
+    """The `from_json` structure that keeps each key's value as JSON text (NULL when absent); a key
+    in `nested` is read into that structure instead, in the same parse of the line."""
+    leaf = '"JSON"'
+    return "{" + ",".join(f'"{k}":{nested.get(k, leaf)}' for k in [*keys, *nested]) + "}"
 
 
 def sql_missing(x: str) -> str:

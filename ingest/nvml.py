@@ -162,15 +162,19 @@ def _fast_reader() -> FastReader:
     ok = " and ".join([sql_object_line("text"), "ts is not null",
                        "(procs is not null)"] + [sql_ok(f"j.{k}", kind, required) for k, (kind, required)
                                                  in _SAMPLE_FIELDS.items()])
+    # "processes" is read as a list of entries in the line's one parse (as JSON text parsed again,
+    # it was a quarter of the batch's parse). Any other value reads as NULL: such a line (a MIG
+    # GPU's own, with no processes) has that value taken out of it again to tell [] from a wrong kind.
+    line_struct = json_struct(_SAMPLE_FIELDS, processes=f"[{json_struct([*_PROCESS_FIELDS, 'env'])}]")
+    processes_json = "json_extract(text, '$.processes')"
     lines = f"""
         create or replace temp table _fast_nvml_lines as
         select file, {ok} as ok, ts, {values}, procs
         from (
             select file, text, j, {sql_utc(sql_value('j.ts', 'str'))} as ts,
-                   case when {sql_falsy('j.processes')} then []
-                        when starts_with(cast(j.processes as varchar), '[')
-                        then from_json(j.processes, '[{json_struct([*_PROCESS_FIELDS, 'env'])}]') end as procs
-            from (select file, text, from_json(text, '{json_struct([*_SAMPLE_FIELDS, 'processes'])}') as j
+                   case when j.processes is not null then j.processes
+                        when {sql_falsy(processes_json)} then [] end as procs
+            from (select file, text, from_json(text, '{line_struct}') as j
                   from _fast_lines_in where not {sql_blank('text')})
         )"""
     p_values = ",\n".join(f"{sql_value(f'q.{k}', kind)} as {'process_name' if k == 'name' else k}"
