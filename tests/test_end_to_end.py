@@ -168,12 +168,7 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
         instance, late_day.results)
     assert failed_checks(late_day) == []
 
-    everything = subprocess.run(
-        [DBT_EXECUTABLE, "test", "--select", "int_billing_charges", "cost_ledger_hourly", "--profiles-dir",
-         str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "dbt-target")],
-        cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("GPULEDGER_DAY_")},
-             WAREHOUSE_ENV_VAR: str(warehouse), "DO_NOT_TRACK": "1"})
+    everything = dbt_test(warehouse, tmp_path, "int_billing_charges", "cost_ledger_hourly")
     failures = sorted(line.split("Failure in test ")[1].split(" ")[0] for line in everything.stdout.splitlines()
                       if "Failure in test " in line)
     with duckdb.connect(str(warehouse)) as con:
@@ -190,6 +185,28 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
 
 LEDGER_WINDOW_REASON = "(the days rebuilt and billing periods loaded since their last build), then the marts over them"
 BUILT_LAYERS = ("staging", "intermediate", "marts", "published", "reports")  # what dbt and the rest build from raw
+
+
+def dbt_test(warehouse: Path, tmp_path: Path, *select: str) -> subprocess.CompletedProcess:
+    """`dbt test` of `select` on the warehouse, over every day (no day window in the environment)."""
+    return subprocess.run(
+        [DBT_EXECUTABLE, "test", "--select", *select, "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(tmp_path / "dbt-target")],
+        cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("GPULEDGER_DAY_")},
+             WAREHOUSE_ENV_VAR: str(warehouse), "DO_NOT_TRACK": "1"})
+
+
+def test_the_dbt_unit_tests_pass_here_and_the_pipelines_builds_leave_them_out(fleet, tmp_path):
+    log = (fleet["warehouse"].parent / "dbt-target" / "dbt.log").read_text().splitlines()
+    events = [json.loads(line) for line in log if line.startswith("{")]
+    built = [e["data"]["node_info"]["unique_id"] for e in events if e["info"]["name"] == "NodeFinished"]
+    assert any(uid.startswith("model.gpuledger.int_gpu_hour_occupancy") for uid in built)
+    assert not [uid for uid in built if uid.startswith("unit_test.")]
+    unit = dbt_test(fleet["warehouse"], tmp_path, "test_type:unit")
+    assert unit.returncode == 0, unit.stdout
+    # the hand-costed CUR lines (stg_aws__cur) and a DCGM scrape delivered twice (stg_dcgm__samples)
+    assert "Done. PASS=2 WARN=0 ERROR=0 SKIP=0" in unit.stdout, unit.stdout
 
 
 def materialized(run: PipelineRun) -> set[str]:
