@@ -180,6 +180,7 @@ def _fast_reader() -> FastReader:
     p_values = ",\n".join(f"{sql_value(f'q.{k}', kind)} as {'process_name' if k == 'name' else k}"
                           for k, (kind, _) in _PROCESS_FIELDS.items())
     # A process entry that is not an object reads as all NULL: no pid, so its file goes to the per-file reader.
+    # An env object of plain strings (the regex) has its keys read by json_keys, in order, a repeat kept.
     p_ok = " and ".join(["env_keys is not null", "len(list_distinct(env_keys)) = len(env_keys)"]
                         + [sql_ok(f"q.{k}", kind, required) for k, (kind, required) in _PROCESS_FIELDS.items()])
     env_text = "cast(q.env as varchar)"
@@ -192,7 +193,7 @@ def _fast_reader() -> FastReader:
                         ',') || '}}' end as env_json
         from (
             select *, case when {sql_falsy('q.env')} then [] when regexp_full_match({env_text}, '{_ENV_OBJECT}')
-                           then regexp_extract_all({env_text}, '"({_PLAIN})":"{_PLAIN}"', 1) end as env_keys
+                           then json_keys(q.env) end as env_keys
             from (select file, ts, host, gpu_index, gpu_uuid, unnest(procs) as q from _fast_nvml_lines where ok)
         )"""
     sample_columns = ", ".join(f.name for f in GPU_SAMPLE_SCHEMA)
