@@ -15,6 +15,7 @@ import pytest
 from pipeline import close, failed_checks, materialize_all, query, run_messages, unit_economics_mismatches
 
 from ingest.config import load_config
+from ingest.day_windows import REQUEST_TABLES, TELEMETRY_TABLES, union_of
 from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
 from orchestration.assets.dbt import REBUILD_TAG, WAREHOUSE_ENV_VAR
@@ -326,11 +327,16 @@ def _marts(warehouse: Path) -> dict[str, list[tuple]]:
 
 def test_running_again_changes_no_mart(fleet):
     """The fixture built day by day; this run, with no earlier build recorded, rebuilds every day
-    (a day per dbt build here, as a fleet too large for one build would): the two must agree row
-    for row."""
+    with a limit under a day's raw rows, as for a fleet too large for one build: a day per dbt
+    build, each a slice of its GPUs at a time. The two must agree row for row."""
     before = _marts(fleet["warehouse"])
+    with duckdb.connect(str(fleet["warehouse"]), read_only=True) as con:
+        rows = union_of(con, TELEMETRY_TABLES + REQUEST_TABLES, "ts")
+        per_day = [n for (n,) in con.execute(f"select count(*) from ({rows}) group by date_trunc('day', ts) "
+                                             "order by date_trunc('day', ts)").fetchall()]
+    limit = min(per_day) // 2
     text = fleet["config"].read_text()
-    fleet["config"].write_text(text + "daily_build_rows: 1\n")
+    fleet["config"].write_text(text + f"daily_build_rows: {limit}\n")
     try:
         instance = dg.DagsterInstance.ephemeral()
         again = run_everything(fleet["config"], instance, log_level="INFO", say=lambda _: None)
@@ -338,9 +344,15 @@ def test_running_again_changes_no_mart(fleet):
         fleet["config"].write_text(text)
     assert again.success
     logs = run_messages(instance, again.results)
-    assert [m for m in logs if m.startswith("daily models: building")] == [
-        "daily models: building 2026-10-31 up to 2026-11-01 (1 of 2, at most 1 raw rows a build)",
-        "daily models: building 2026-11-01 up to 2026-11-02 (2 of 2, at most 1 raw rows a build)"]
+    slices = [-(-n // limit) for n in per_day]
+    assert len(per_day) == 2 and all(n >= 2 for n in slices)
+    assert [m for m in logs if m.startswith("daily models: building") or m.startswith("daily models: GPU slice")] == [
+        f"daily models: building 2026-10-31 up to 2026-11-01 (1 of 2, at most {limit:,} raw rows a build)",
+        *(f"daily models: GPU slice {k} of {slices[0]} (a day of over {limit:,} raw rows is built a slice of its "
+          "GPUs at a time)" for k in range(1, slices[0] + 1)),
+        f"daily models: building 2026-11-01 up to 2026-11-02 (2 of 2, at most {limit:,} raw rows a build)",
+        *(f"daily models: GPU slice {k} of {slices[1]} (a day of over {limit:,} raw rows is built a slice of its "
+          "GPUs at a time)" for k in range(1, slices[1] + 1))]
     assert _marts(fleet["warehouse"]) == before
     # and the second run loaded no file a second time: every raw row was loaded exactly once
     (loaded,) = query(fleet["warehouse"], "select sum(rows_loaded) from raw.ingested_files")[0]

@@ -23,12 +23,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import pytest
-from pipeline import built_warehouse, query
+from pipeline import built_warehouse, failed_checks, query, run_messages
 from test_allocation import T10, cur_line, write_cur
 
-from ingest.config import Workload
+from ingest.config import Workload, load_config
 from ingest.workloads import HolderSignature, resolve
+from orchestration.runs import run_everything
 
 HOUR = timedelta(hours=1)
 GIB = 1 << 30
@@ -99,8 +101,17 @@ def write_dcgm(root: Path) -> None:
     (root / "h100-k8s" / "scrapes-20261102T10.prom").write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> Path:
+# The day's raw rows: 605 collector samples (121 times x the MIG GPU, its three instances and GPU
+# 1), 424 processes (MIG-a's and MIG-b's at every time, GPU 1's two until 10:30 and one after) and
+# 183 dcgm-exporter rows (61 scrapes x the GPU and two instances).
+DAY_ROWS = 1212
+# Three GPU slices put MIG-a and MIG-b in another bucket than their GPU-a0 (DuckDB's hash), so
+# their processes must be read with GPU-a0's slice: the same hand-worked answers must come out.
+GPU_SLICES = 3
+
+
+@pytest.fixture(scope="module", params=["one build", "three GPU slices"])
+def warehouse(request, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shared")
     write_cur(root / "billing", [
         cur_line(T10, T10 + HOUR, "Usage", 56.0, "USE1-BoxUsage:p4d.24xlarge", "i-0a100", None, "p4d.24xlarge"),
@@ -108,7 +119,20 @@ def warehouse(tmp_path_factory) -> Path:
     ])
     write_nvml(root / "nvml")
     write_dcgm(root / "dcgm")
-    return built_warehouse(root, CONFIG)
+    if request.param == "one build":
+        return built_warehouse(root, CONFIG)
+    (root / "gpuledger.yaml").write_text(CONFIG + f"daily_build_rows: {-(-DAY_ROWS // GPU_SLICES)}\n")
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_everything(root / "gpuledger.yaml", instance, log_level="INFO", say=lambda _: None)
+    assert result.success and failed_checks(result) == []
+    assert [m for m in run_messages(instance, result.results) if m.startswith("daily models: GPU slice")] == [
+        f"daily models: GPU slice {k} of {GPU_SLICES} (a day of over {-(-DAY_ROWS // GPU_SLICES)} raw rows is built "
+        "a slice of its GPUs at a time)" for k in range(1, GPU_SLICES + 1)]
+    warehouse = load_config(root / "gpuledger.yaml").warehouse_path
+    assert query(warehouse, f"""
+        select list(distinct hash(coalesce(parent_gpu_uuid, gpu_uuid)) % {GPU_SLICES} = hash(gpu_uuid) % {GPU_SLICES})
+        from raw.nvml_gpu_samples where gpu_uuid in ('MIG-a', 'MIG-b')""") == [([False],)]
+    return warehouse
 
 
 def test_mig_instances_and_time_slices_split_the_gpu_hour(warehouse):

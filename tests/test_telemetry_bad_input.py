@@ -35,7 +35,7 @@ from test_allocation import CHAT, STEP, T10, T11, TUNE, cur_line, write_cur
 from test_allocation import ENERGY_STEP_MJ as STEP_MJ
 
 from ingest.config import load_config
-from ingest.day_windows import NewRows, day_chunks, days_to_rebuild
+from ingest.day_windows import MAX_GPU_SLICES, Chunk, NewRows, day_chunks, days_to_rebuild
 from orchestration.runs import run_days, run_everything
 
 HOUR = timedelta(hours=1)
@@ -247,12 +247,18 @@ def test_many_days_are_built_in_runs_of_whole_days_that_cover_the_gaps_between_t
     con.execute("create table raw.gateway_requests as select timestamp '2026-11-02 12:00' as ts")
     day = [datetime(2026, 11, d) for d in range(1, 8)]
     # every day with rows: two days' 4 rows, then the rest
-    assert day_chunks(con, None, None, 4) == [(day[0], day[2]), (day[2], day[4])]
-    assert day_chunks(con, None, None, 100) == [(day[0], day[4])]
-    # a day over the limit stands alone; the days asked for without rows stay in the runs beside them
+    assert day_chunks(con, None, None, 4) == [Chunk(day[0], day[2]), Chunk(day[2], day[4])]
+    assert day_chunks(con, None, None, 100) == [Chunk(day[0], day[4])]
+    # a day over the limit stands alone, built in GPU slices of at most the limit; the days asked for
+    # without rows stay in the runs beside them
     assert day_chunks(con, datetime(2026, 10, 30), day[6], 1) == [
-        (datetime(2026, 10, 30), day[1]), (day[1], day[2]), (day[2], day[6])]
-    assert day_chunks(con, day[5], day[6], 1) == [(day[5], day[6])]  # no rows: the day still empties
+        Chunk(datetime(2026, 10, 30), day[1], gpu_slices=2), Chunk(day[1], day[2], gpu_slices=2),
+        Chunk(day[2], day[6])]
+    assert day_chunks(con, day[5], day[6], 1) == [Chunk(day[5], day[6])]  # no rows: the day still empties
+    # however small the limit, a day is built in at most MAX_GPU_SLICES slices
+    con.execute("insert into raw.nvml_gpu_samples select timestamp '2026-11-06 00:00' from range(?)",
+                [MAX_GPU_SLICES + 10])
+    assert day_chunks(con, day[5], day[6], 1) == [Chunk(day[5], day[6], gpu_slices=MAX_GPU_SLICES)]
 
 
 def test_a_changed_workload_rule_re_attributes_every_day_on_the_next_run(landing, first_run, instance):

@@ -39,8 +39,29 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# A day with more raw rows than one build may read (gpuledger.yaml's daily_build_rows) is built a
+   slice of its GPUs at a time: GPULEDGER_GPU_SLICE 'k/n' keeps the physical GPUs whose uuid falls
+   in bucket k of n. Every GPU model works within one physical GPU (its samples, MIG instances,
+   holders, hours), so the slices together are the day, and each needs the memory of 1/n of it.
+   Unset, every GPU. Read only when dbt executes, like the day window. #}
+{% macro gpu_slice() -%}
+    {{ return(env_var('GPULEDGER_GPU_SLICE', '') if execute else '') }}
+{%- endmacro %}
+
+{% macro in_gpu_slice(gpu_uuid_column) -%}
+    {%- set slice = gpu_slice() -%}
+    {%- if slice == '' -%}
+    true
+    {%- else -%}
+    {%- set bucket, buckets = slice.split('/') -%}
+    {{ hash_bucket(gpu_uuid_column, buckets | int) }} = {{ bucket | int }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The window's rows go, and of a GPU model (config gpu_sliced) only the slice's GPUs' rows. #}
 {% macro delete_day_window(column='hour_start') -%}
     {%- if is_incremental() -%}
     delete from {{ this }} where {{ in_day_window(column) }}
+    {%- if config.get('gpu_sliced') %} and {{ in_gpu_slice('gpu_uuid') }}{% endif -%}
     {%- endif -%}
 {%- endmacro %}

@@ -98,3 +98,12 @@
 {% macro default__glob_match(text_column, pattern_column) -%}
     ({{ text_column }} glob {{ pattern_column }})
 {%- endmacro %}
+
+{# Which of `buckets` buckets a value falls in, 0 .. buckets-1, the same for the same value. #}
+{% macro hash_bucket(column, buckets) -%}
+    {{ return(adapter.dispatch('hash_bucket', 'gpuledger')(column, buckets)) }}
+{%- endmacro %}
+
+{% macro default__hash_bucket(column, buckets) -%}
+    hash({{ column }}) % {{ buckets }}
+{%- endmacro %}

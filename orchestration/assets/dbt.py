@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from ingest.day_windows import day_chunks, days_to_rebuild, new_rows, reloaded_days
+from ingest.day_windows import Chunk, day_chunks, days_to_rebuild, new_rows, reloaded_days
 from ingest.warehouse import config_fingerprint, scalar
 from ingest.workloads import rules
 from orchestration.assets.billing import ensure_aws_cur_table
@@ -31,6 +31,10 @@ MEMORY_LIMIT_ENV_VAR = "GPULEDGER_DUCKDB_MEMORY_LIMIT"  # likewise
 # --vars: dbt re-parses the whole project when its --vars change, and only the files that read an
 # environment variable when that changes.
 DAY_START_ENV_VAR, DAY_END_ENV_VAR = "GPULEDGER_DAY_START", "GPULEDGER_DAY_END"
+GPU_SLICE_ENV_VAR = "GPULEDGER_GPU_SLICE"  # 'k/n': a build of the GPUs in bucket k of n (macros/day_window.sql)
+# What a build of a GPU slice leaves out: the request models (int_requests and all it feeds), which
+# the day's first slice builds whole.
+NOT_GPU_MODELS = "int_requests+"
 # A run tagged with it rebuilds every day and the ledger, whatever changed (a UI launchpad tag).
 REBUILD_TAG = "gpuledger/rebuild"
 INPUTS_DIGEST = "inputs_digest"  # metadata: what a build read (config tables, dbt code, raw loads)
@@ -92,16 +96,20 @@ def builds_everything(context: dg.AssetExecutionContext) -> bool:
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: GpuledgerResource,
           stamp_key: dg.AssetKey, stamp: Mapping[str, Any],
           window: tuple[datetime | None, datetime | None] | None = None,
-          full_refresh: bool = False) -> Iterator[dg.Output | dg.AssetCheckResult]:
+          full_refresh: bool = False, gpu_slice: tuple[int, int] | None = None,
+          ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """`dbt build` of the asset's selection (the days of `window` for the day- and hour-grain
-    models, every day without; tables dropped first with `full_refresh`), with row counts, and
-    `stamp` in the metadata of `stamp_key`: what the next build compares against."""
+    models, every day without; tables dropped first with `full_refresh`; of the GPUs in bucket k of
+    n with `gpu_slice` (k, n), the request models only in bucket 0), with row counts, and `stamp` in
+    the metadata of `stamp_key`: what the next build compares against."""
     cfg = gpuledger.config
     os.environ[WAREHOUSE_ENV_VAR] = str(cfg.warehouse_path)
     os.environ[MEMORY_LIMIT_ENV_VAR] = cfg.memory_limit
-    for name, bound in ((DAY_START_ENV_VAR, window and window[0]), (DAY_END_ENV_VAR, window and window[1])):
-        if bound:
-            os.environ[name] = f"{bound:%Y-%m-%d %H:%M:%S}"
+    for name, value in ((DAY_START_ENV_VAR, window and window[0] and f"{window[0]:%Y-%m-%d %H:%M:%S}"),
+                        (DAY_END_ENV_VAR, window and window[1] and f"{window[1]:%Y-%m-%d %H:%M:%S}"),
+                        (GPU_SLICE_ENV_VAR, gpu_slice and "{}/{}".format(*gpu_slice))):
+        if value:
+            os.environ[name] = value
         else:
             os.environ.pop(name, None)
     with gpuledger.connect() as con:
@@ -114,7 +122,8 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
     # a failed build raises here, with no event yielded and nothing stamped. The unit tests check
     # the models' SQL on fixed rows, not the data: the test suite runs them, as dbt advises, so a
     # daily build does not (0.5 s a day).
-    args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+    args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else []),
+            *(["--exclude", NOT_GPU_MODELS] if gpu_slice and gpu_slice[0] > 0 else [])]
     events = list(dbt.cli(args, context=context, target_path=target).stream())
     # Row counts are read here, on a connection that is closed again, rather than with
     # dagster-dbt's fetch_row_counts(), which leaves dbt's connection open in this process. Tables
@@ -158,8 +167,9 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
     telemetry or requests since the last build, are deleted and rebuilt; every day when no
     earlier build is recorded in this Dagster instance, or the config tables or the daily models'
     SQL changed since. Nothing is rebuilt when no raw row arrived and nothing changed. Many days
-    are built a run of days at a time (`ingest.day_windows.day_chunks`), so memory stays that of
-    the largest run, not of all history."""
+    are built a run of days at a time, and a day of a large fleet a slice of its GPUs at a time
+    (`ingest.day_windows.day_chunks`), so memory stays that of `daily_build_rows` raw rows, not of
+    all history or the whole fleet."""
     last = recorded(context, WATERMARK_MODEL)
     through = datetime.fromisoformat(last[INGESTED_THROUGH]) if INGESTED_THROUGH in last else None
     with gpuledger.connect() as con:
@@ -187,18 +197,35 @@ def daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledg
     newest = arrived.newest_ingested or through
     stamp = {INPUTS_DIGEST: inputs, BUILT_DAYS: days_text(window),
              **({INGESTED_THROUGH: newest.isoformat()} if newest else {})}
-    events: list = []
-    builds = chunks or [None]  # no raw row at all: one build, which creates the empty tables
+    events: dict[tuple, Any] = {}
+    builds = chunks or [Chunk(None, None)]  # no raw row at all: one build, which creates the empty tables
+    limit = gpuledger.config.daily_build_rows
     for number, chunk in enumerate(builds, start=1):
         if len(chunks) > 1:
-            context.log.info(f"daily models: building {chunk[0]:%Y-%m-%d} up to {chunk[1]:%Y-%m-%d} ({number} of "
-                             f"{len(chunks)}, at most {gpuledger.config.daily_build_rows:,} raw rows a build)")
-        # Rebuilding every day starts from new tables, so a model whose columns changed is rebuilt
-        # too. Each build tests the days it wrote (macros/test_scope.sql); the last build's outputs
-        # and checks stand for all.
-        events = list(build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, chunk,
-                            full_refresh=number == 1 and window == (None, None)))
-    yield from events
+            context.log.info(f"daily models: building {chunk.start:%Y-%m-%d} up to {chunk.end:%Y-%m-%d} ({number} of "
+                             f"{len(chunks)}, at most {limit:,} raw rows a build)")
+        # Each build tests the days it wrote (macros/test_scope.sql); the last run of days' outputs
+        # and checks stand for all, the last slice's for the GPU models.
+        events = {}
+        for bucket in range(chunk.gpu_slices):
+            if chunk.gpu_slices > 1:
+                context.log.info(f"daily models: GPU slice {bucket + 1} of {chunk.gpu_slices} (a day of over "
+                                 f"{limit:,} raw rows is built a slice of its GPUs at a time)")
+            # Rebuilding every day starts from new tables, so a model whose columns changed is rebuilt too.
+            for event in build(context, dbt, gpuledger, WATERMARK_MODEL, stamp, (chunk.start, chunk.end),
+                               full_refresh=number == 1 and bucket == 0 and window == (None, None),
+                               gpu_slice=(bucket, chunk.gpu_slices) if chunk.gpu_slices > 1 else None):
+                events[event_key(event)] = event
+    yield from events.values()
+
+
+def event_key(event: Any) -> tuple:
+    """What a later build's event replaces: the same model's output or the same check's result."""
+    if isinstance(event, dg.Output):
+        return ("output", event.output_name)
+    if isinstance(event, dg.AssetCheckResult):
+        return ("check", event.asset_key, event.check_name)
+    return ("event", id(event))
 
 
 def days_text(window: tuple[datetime | None, datetime | None]) -> str:

@@ -1,6 +1,7 @@
 {# What telemetry saw of each GPU in each hour: how many samples and how much of the hour they
    cover (samples x the GPU's usual sampling interval that day), utilisation (mean and peak), peak memory
    use, energy and how it was measured. #}
+{{ config(gpu_sliced=true) }}  {# a build of a slice of the GPUs replaces their rows only #}
 with timestamps as (
     select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
 ),

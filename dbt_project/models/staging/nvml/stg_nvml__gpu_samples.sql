@@ -2,7 +2,9 @@
    mode is one row with the energy and weight 0, plus a row per MIG instance weighing its share
    of the GPU's compute slices. A sample delivered twice counts once. #}
 with source as (
-    {{ first_delivery(source('raw', 'nvml_gpu_samples'), in_sample_window('ts'), ['gpu_uuid', 'ts']) }}
+    {{ first_delivery(source('raw', 'nvml_gpu_samples'),
+                      in_sample_window('ts') ~ ' and ' ~ in_gpu_slice('coalesce(parent_gpu_uuid, gpu_uuid)'),
+                      ['gpu_uuid', 'ts']) }}
 )
 
 select

@@ -1,6 +1,18 @@
-{# The processes on each device (GPU or MIG instance) of each collector sample. #}
+{# The processes on each device (GPU or MIG instance) of each collector sample. A MIG instance's
+   processes belong to its physical GPU's slice (macros/day_window.sql), which only the samples
+   know: a build of a slice reads the processes of the devices whose GPU is in it, or whose own
+   uuid is (a device without samples), and keeps those whose GPU is in it. #}
+{% set devices_in_slice %}
+    (gpu_uuid in (
+        select gpu_uuid from {{ source('raw', 'nvml_gpu_samples') }}
+        where {{ in_day_window('ts') }} and {{ in_gpu_slice('coalesce(parent_gpu_uuid, gpu_uuid)') }}
+    ) or {{ in_gpu_slice('gpu_uuid') }})
+{% endset %}
+
 with source as (
-    {{ first_delivery(source('raw', 'nvml_processes'), in_day_window('ts'), ['gpu_uuid', 'ts', 'pid']) }}
+    {{ first_delivery(source('raw', 'nvml_processes'),
+                      in_day_window('ts') ~ (' and ' ~ devices_in_slice if gpu_slice() else ''),
+                      ['gpu_uuid', 'ts', 'pid']) }}
 ),
 
 devices as (
@@ -25,3 +37,4 @@ select
     source.used_gpu_memory_bytes
 from source
 left join devices on source.gpu_uuid = devices.gpu_uuid
+where {{ in_gpu_slice('coalesce(devices.parent_gpu_uuid, source.gpu_uuid)') }}
