@@ -3,7 +3,8 @@
    row carries its energy and weight 0. Utilisation falls back to the profiling metric
    DCGM_FI_PROF_GR_ENGINE_ACTIVE (MIG instances report no DCGM_FI_DEV_GPU_UTIL). #}
 with source as (
-    {{ first_delivery(source('raw', 'dcgm_samples'), in_sample_window('ts') ~ ' and ' ~ in_gpu_slice('gpu_uuid'),
+    {{ first_delivery(source('raw', 'dcgm_samples'),
+                      in_sample_window('ts') ~ ' and ' ~ in_gpu_slice('gpu_uuid'),
                       ['host', 'gpu_uuid', 'gpu_instance_id', 'ts']) }}
 ),
 

@@ -1,7 +1,8 @@
 {# nvidia-smi --query-gpu samples in the common telemetry shape. No energy counter: energy is
    integrated from power draw (int_gpu_hours_observed). #}
 with source as (
-    {{ first_delivery(source('raw', 'nvidia_smi_gpu_samples'), in_sample_window('ts') ~ ' and ' ~ in_gpu_slice('gpu_uuid'),
+    {{ first_delivery(source('raw', 'nvidia_smi_gpu_samples'),
+                      in_sample_window('ts') ~ ' and ' ~ in_gpu_slice('gpu_uuid'),
                       ['host', 'gpu_uuid', 'ts']) }}
 )
 

@@ -1,7 +1,8 @@
 {# nvidia-smi --query-compute-apps lines, each on the GPU sample it was taken with: the latest
    --query-gpu sample of the same GPU at or before it (the two commands run one after the other). #}
 with processes as (
-    {{ first_delivery(source('raw', 'nvidia_smi_processes'), in_day_window('ts') ~ ' and ' ~ in_gpu_slice('gpu_uuid'),
+    {{ first_delivery(source('raw', 'nvidia_smi_processes'),
+                      in_day_window('ts') ~ ' and ' ~ in_gpu_slice('gpu_uuid'),
                       ['host', 'gpu_uuid', 'ts', 'pid']) }}
 ),
 
