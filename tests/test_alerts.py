@@ -154,6 +154,19 @@ def test_rerunning_the_notify_job_on_the_same_data_sends_one_message(tmp_path, w
     assert [m.get("thread_ts") for m in slack.delivered] == [None, "1767225600.000001"]
 
 
+def test_an_escalation_sent_in_the_run_that_delivers_its_pending_open_goes_in_its_thread(tmp_path, warehouse,
+                                                                                         slack, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    path = config(tmp_path, channel="#finops", base_url=slack.api_url)
+    write_anomalies(warehouse, 0, [anomaly(0)])
+    slack.fail_next(3, 500)  # the first try and both retries: the open stays pending
+    assert not run_job(path).success
+    write_anomalies(warehouse, 1, [anomaly(0), anomaly(1, severity="critical")])
+    assert run_job(path).success  # the pending open, then its escalation in the thread the open started
+    assert [(m.get("thread_ts"), m["text"].split(":")[0]) for m in slack.delivered] == [
+        (None, "Spend anomaly (immediate)"), ("1767225600.000004", "Escalated (critical)")]  # the 4th request's ts
+
+
 def test_a_restated_day_is_silent_unless_its_verdict_escalates(warehouse):
     write_anomalies(warehouse, 0, [anomaly(0, "500.00", severity="digest")])
     assert notify_once(warehouse) == ["Spend anomaly (digest): team ml-research spend $500.00 against $400.00 "
