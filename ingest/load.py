@@ -133,6 +133,7 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
                  "cleared by hand?): every file's earlier rows are looked for, which reads all of them")
     last = time.monotonic()
     batch: list[tuple[Landing, LandingFile, str]] = []
+    batch_bytes = 0  # summed as files join, not over the batch at each file (0.35 s of a 52,000-file day)
 
     def one_file(landing: Landing, f: LandingFile, name: str) -> None:
         parsed = reader(landing.local_path(f), name, f.key)
@@ -155,9 +156,11 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
             one_file(landing, f, name)
 
     def flush(wait: bool = False) -> None:
+        nonlocal batch_bytes
         if batch:
             closed = list(batch)
             batch.clear()
+            batch_bytes = 0
             future = pool.submit(read_line_batch, [landing.local_path(f) for landing, f, _ in closed])
             if reading:
                 load_read()
@@ -168,6 +171,7 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
     listed: dict[str, str] = {}  # label -> size:mtime_ns of the files listed quickly
 
     def consider(landing: Landing, f: LandingFile, name: str) -> None:
+        nonlocal batch_bytes
         if not f.hashed:
             if known.listed.get(name) == f.version:
                 report.unchanged += 1
@@ -192,8 +196,9 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
             one_file(landing, f, name)
         else:
             batch.append((landing, f, name))
+            batch_bytes += f.size
             pending.add(f.version)
-            if sum(g.size for _, g, _ in batch) >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_FILES:
                 flush()
 
     try:
