@@ -1,6 +1,6 @@
 """Benchmark: the daily run of a generated fleet, as a deployment runs it, against bare DuckDB.
 
-    .venv/bin/python bench/fleet.py [--gpus 1000] [--history 7 28] [--scale-gpus 10000]
+    .venv/bin/python bench/fleet.py [--gpus 1000] [--history 7 28] [--scale-gpus 10000 | 0]
                                     [--workdir DIR] [--keep]
 
 For each history length H it generates a fleet of H + 1 days (`gpuledger generate`: AWS, GCP and
@@ -20,9 +20,9 @@ the AWS CUR) and computes cost per 1M tokens by model x team: each AWS GPU-hour'
 the workloads holding it by samples, each model's cost over teams by output tokens. It is the
 practical floor of reading and aggregating the day, not a re-implementation of every attribution
 rule (no GCP or Azure bill, no token weights, no shared cost, no de-duplication), so its dollars
-are not the pipeline's. With --scale-gpus, a second fleet at that size (1 day of history, then
-the new day) gives the marginal cost per million input rows of the pipeline's new day and of the
-reference, and their ratio.
+are not the pipeline's. With --scale-gpus (10,000 unless 0), a second fleet at that size (1 day
+of history, then the new day) gives the marginal cost per million input rows of the pipeline's
+new day and of the reference, and their ratio.
 
 Peak RSS is each child's own (wait4: the child and the dbt processes it waited for). Where the
 time goes is read back from the Dagster instance: every step's duration in the new day's runs.
@@ -273,7 +273,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpus", type=int, default=1000)
     parser.add_argument("--history", type=int, nargs="+", default=[7, 28], help="days of history before the new day")
-    parser.add_argument("--scale-gpus", type=int, help="a second fleet size, for the marginal cost per million rows")
+    parser.add_argument("--scale-gpus", type=int, default=10_000,
+                        help="a second fleet size, for the marginal cost per million rows (0: none)")
     parser.add_argument("--stage", choices=("first", "day"), help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--day", help=argparse.SUPPRESS)
