@@ -121,13 +121,14 @@ def warehouse(request, tmp_path_factory) -> Path:
     write_dcgm(root / "dcgm")
     if request.param == "one build":
         return built_warehouse(root, CONFIG)
-    (root / "gpuledger.yaml").write_text(CONFIG + f"daily_build_rows: {-(-DAY_ROWS // GPU_SLICES)}\n")
+    limit = -(-DAY_ROWS // GPU_SLICES)
+    (root / "gpuledger.yaml").write_text(CONFIG + f"daily_build_rows: {limit}\n")
     instance = dg.DagsterInstance.ephemeral()
     result = run_everything(root / "gpuledger.yaml", instance, log_level="INFO", say=lambda _: None)
     assert result.success and failed_checks(result) == []
     assert [m for m in run_messages(instance, result.results) if m.startswith("daily models: GPU slice")] == [
-        f"daily models: GPU slice {k} of {GPU_SLICES} (a day of over {-(-DAY_ROWS // GPU_SLICES)} raw rows is built "
-        "a slice of its GPUs at a time)" for k in range(1, GPU_SLICES + 1)]
+        f"daily models: GPU slice {k} of {GPU_SLICES} (a day of over {limit} raw rows is built a slice of its GPUs "
+        "at a time)" for k in range(1, GPU_SLICES + 1)]
     warehouse = load_config(root / "gpuledger.yaml").warehouse_path
     assert query(warehouse, f"""
         select list(distinct hash(coalesce(parent_gpu_uuid, gpu_uuid)) % {GPU_SLICES} = hash(gpu_uuid) % {GPU_SLICES})
