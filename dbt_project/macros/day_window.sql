@@ -54,7 +54,7 @@
     true
     {%- else -%}
     {%- set bucket, buckets = slice.split('/') -%}
-    {{ hash_of([gpu_uuid_column]) }} % {{ buckets | int }} = {{ bucket | int }}
+    {{ hash_bucket(gpu_uuid_column, buckets | int) }} = {{ bucket | int }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -99,12 +99,11 @@
     ({{ text_column }} glob {{ pattern_column }})
 {%- endmacro %}
 
-{# A non-negative 64-bit hash of the values of `columns` (a list of SQL expressions): the same for
-   the same values, nulls included (a key's stand-in for grouping, a GPU's bucket). #}
-{% macro hash_of(columns) -%}
-    {{ return(adapter.dispatch('hash_of', 'gpuledger')(columns)) }}
+{# Which of `buckets` buckets a value falls in, 0 .. buckets-1, the same for the same value. #}
+{% macro hash_bucket(column, buckets) -%}
+    {{ return(adapter.dispatch('hash_bucket', 'gpuledger')(column, buckets)) }}
 {%- endmacro %}
 
-{% macro default__hash_of(columns) -%}
-    hash({{ columns | join(', ') }})
+{% macro default__hash_bucket(column, buckets) -%}
+    hash({{ column }}) % {{ buckets }}
 {%- endmacro %}
