@@ -13,8 +13,9 @@
    both again with nothing new, as a daily run finds the month once it is loaded.
 4. Prints wall time, rows/s (on the generated input lines) and the ratio to the reference per
    stage, peak RSS of this process per stage and of the dbt child (wait4 on that child alone),
-   the DuckDB file size, the slowest dbt nodes, and whether the pipeline's EffectiveCost agrees
-   with the reference to the cent. Timing, dbt and the warehouse setup are bench/common.py's.
+   the sizes of the DuckDB file and of the raw Parquet beside it, the slowest dbt nodes, and
+   whether the pipeline's EffectiveCost agrees with the reference to the cent. Timing, dbt and
+   the warehouse setup are bench/common.py's.
 
 The reference runs before the pipeline so that its peak RSS is not inflated by memory the loader
 leaves behind; both read the files from a warm page cache (generation has just written them).
@@ -885,7 +886,8 @@ def bench(work: Path, lines: int, files: int, dbt_command: str) -> int:
 
     print(f"\npeak RSS: this process {gib(own)} (generation {gib(gen.peak_rss)}, reference "
           f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}); dbt child {gib(dbt.peak_rss)}, "
-          f"{dbt.cpu_seconds:.1f} s CPU in {dbt.seconds:.1f} s wall; DuckDB file {gib(db.stat().st_size)}")
+          f"{dbt.cpu_seconds:.1f} s CPU in {dbt.seconds:.1f} s wall; DuckDB file {gib(db.stat().st_size)}, "
+          f"raw Parquet beside it {gib(sum(f.stat().st_size for f in db.with_suffix('.raw').rglob('*.parquet')))}")
     print(dbt_node_line(work))
 
     got, charges, raw = pipeline_totals(db)

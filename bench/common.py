@@ -44,6 +44,7 @@ from ingest import (
 )
 from ingest.config import Config
 from ingest.config_tables import CONFIG_TABLES
+from ingest.load import ensure_aws_cur_view
 from ingest.warehouse import CONFIG, connect, ensure_raw_table, replace_table, sql_string
 
 REPO = Path(__file__).resolve().parent.parent
@@ -207,7 +208,7 @@ def prepare_warehouse(db: Path, cfg: Config, loaded: Sequence[str] = ()) -> None
             if name not in loaded:
                 ensure_raw_table(con, name, schema, ["_source_file"])
         if aws_cur.CUR not in loaded:
-            ensure_raw_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS)
+            ensure_aws_cur_view(con)
 
 
 def sql_list(paths: Sequence[Path]) -> str:

@@ -32,6 +32,7 @@ from ingest.warehouse import sql_string
 CUR = "aws_cur"
 # What one delivery replaces: its export and billing period (raw.aws_cur columns).
 SCOPE_COLUMNS = ["_export_name", "_billing_period"]
+SCOPE_SQL = "_export_name || '/BILLING_PERIOD=' || _billing_period"  # a row's Delivery.key
 PERIOD = re.compile(r"^(\d{4})-?(0[1-9]|1[0-2])")
 CurFlavour = Literal["cur2", "legacy"]
 # Every CUR 2.0 column and the legacy columns without one; then, once loaded, where each row came from.

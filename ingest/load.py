@@ -23,12 +23,14 @@ from ingest.landing import Landing, LandingFile, hashed_version
 from ingest.warehouse import (
     RAW,
     Ingestion,
+    ensure_parquet_table,
     ensure_raw_table,
     first_row,
     load_parsed,
+    parquet_root,
     record_ingested,
     remember_listing,
-    replacing,
+    replacing_parquet,
     scalar,
     table_exists,
     utc_now,
@@ -360,6 +362,7 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
     `period`'s, when given). `fast`: Parquet files are read by DuckDB together where it can vouch
     for them (else every file goes through the Arrow reader alone)."""
     report = LoadReport(aws_cur.CUR)
+    columns = ensure_aws_cur_view(con, progress)
     deliveries, rejected, files = newest_deliveries(landing, export_name, flavour)
     if period is not None:
         deliveries = [d for d in deliveries if d.billing_period == period]
@@ -387,46 +390,57 @@ def load_aws_cur(con: duckdb.DuckDBPyConnection, landing: Landing, export_name: 
             return landing.local_path(files[key]) if key in files else None
 
         try:
-            parsed, rows = _load_delivery(con, delivery, fetch, size, version, listed, progress, fast)
+            parsed, rows = _load_delivery(con, delivery, fetch, size, version, listed, progress, fast, columns)
         except duckdb.Error as err:  # a Parquet file damaged past its footer: the per-file reader says which
             progress(f"aws_cur: {delivery.key}: DuckDB could not read its Parquet files together "
                      f"({str(err).splitlines()[0]}); reading them one at a time")
-            parsed, rows = _load_delivery(con, delivery, fetch, size, version, listed, progress, fast=False)
+            parsed, rows = _load_delivery(con, delivery, fetch, size, version, listed, progress, False, columns)
         report.add(parsed, {aws_cur.CUR: rows})
         progress(f"aws_cur: {delivery.key} loaded ({rows:,} line items, {len(parsed.quarantined)} quarantined)")
     return report
 
 
+def ensure_aws_cur_view(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None] = log.warning,
+                        ) -> list[tuple[str, str]]:
+    """raw.aws_cur, kept as Parquet files (a 100 M-line month loads faster, and a restatement swaps
+    a folder), and its columns; a delivery whose files were lost is said and forgotten."""
+    columns, lost = ensure_parquet_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS,
+                                         aws_cur.SCOPE_SQL)
+    for key in lost:
+        progress(f"aws_cur: {key}: its Parquet files under {parquet_root(con)} are gone; "
+                 "the billing asset loads it again from its landing zone")
+    return columns
+
+
 def _load_delivery(con: duckdb.DuckDBPyConnection, delivery: aws_cur.Delivery, fetch: Callable[[str], Path | None],
                    size: int, version: str, listed: str, progress: Callable[[str], None], fast: bool,
-                   ) -> tuple[Parsed, int]:
-    """One transaction: the delivery replaces its period's line items. Its Parquet files are read by
-    DuckDB together where their footers allow (`fast`), the other files by the Arrow reader one at a
-    time; (the quarantine, line items loaded)."""
+                   columns: list[tuple[str, str]]) -> tuple[Parsed, int]:
+    """The delivery replaces its period's line items (`replacing_parquet`). Its Parquet files are read
+    by DuckDB together where their footers allow (`fast`), the other files by the Arrow reader one
+    at a time; (the quarantine, line items loaded)."""
     parsed = Parsed(delivery.label(delivery.manifest))
     scope = {"_export_name": delivery.export_name, "_billing_period": delivery.billing_period}
     groups = aws_cur.parquet_groups(delivery, fetch) if fast else {}
     together = {key for files in groups.values() for key, _ in files}
     rest = replace(delivery, data_files=tuple(k for k in delivery.data_files if k not in together))
-    ensure_raw_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS)
-    types = dict(con.execute("select column_name, data_type from information_schema.columns "
-                             "where table_schema = ? and table_name = ?", [RAW, aws_cur.CUR]).fetchall())
+    types = dict(columns)
     rows = done = 0
 
-    def read(files: int, inserted: int) -> None:
+    def read(files: int, written: int) -> None:
         nonlocal rows, done
-        rows, done = rows + inserted, done + files
+        rows, done = rows + written, done + files
         progress(f"aws_cur: {delivery.key}: {done}/{len(delivery.data_files)} files, {rows:,} line items")
 
-    with replacing(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, [aws_cur.CUR], listed) as insert:
+    with replacing_parquet(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, aws_cur.CUR, columns,
+                           listed) as write:
         for signature, files in groups.items():
             paths, labels = [path for _, path in files], [delivery.label(key) for key, _ in files]
             progress(f"aws_cur: {delivery.key}: reading {len(files)} Parquet file(s) in DuckDB")
             for label_, row in con.execute(aws_cur.parquet_bad_lines_sql(paths, labels)).fetchall():
                 parsed.reject(row, aws_cur.BAD_LINE_REASON, label_)
-            read(len(files), insert(aws_cur.CUR, con.sql(aws_cur.parquet_lines_sql(signature, paths, labels, types))))
+            read(len(files), write(con.sql(aws_cur.parquet_lines_sql(signature, paths, labels, types))))
         for part in aws_cur.iter_delivery(rest, fetch, parsed):
-            read(1, insert(aws_cur.CUR, part))
+            read(1, write(part))
     return parsed, rows
 
 

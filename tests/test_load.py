@@ -2,6 +2,7 @@
 quarantine says what was set aside."""
 
 import os
+import shutil
 import time
 
 from test_readers import cur_rows, jsonl, request, write_delivery
@@ -38,6 +39,60 @@ def test_a_restated_billing_period_replaces_the_earlier_delivery(tmp_path):
 
         third = load_aws_cur(con, LocalLanding(landing), "cur")
         assert (third.loaded, third.unchanged) == (0, 2)
+    # raw.aws_cur is a view of a Parquet folder per period beside the warehouse; October's first
+    # delivery's folder went with it
+    assert len(list((tmp_path / "wh.raw" / "aws_cur").iterdir())) == 2
+
+
+def cur_periods(con) -> list[tuple]:
+    return con.execute("""select _billing_period, count(*), sum(line_item_unblended_cost),
+                                 regexp_extract(min(_source_file), '[^/]+$')
+                          from raw.aws_cur group by 1 order by 1""").fetchall()
+
+
+def test_a_warehouse_that_kept_the_cur_in_its_file_has_it_moved_to_parquet_once(tmp_path):
+    landing = tmp_path / "aws"
+    write_delivery(landing, "2026-10", {"p-1.parquet": cur_rows(4, cost=2.0)})
+    write_delivery(landing, "2026-11", {"n-1.parquet": cur_rows(3, cost=1.0)})
+    with connect(tmp_path / "wh.duckdb") as con:
+        load_aws_cur(con, LocalLanding(landing), "cur")
+        loaded = cur_periods(con)
+        # as a warehouse of an earlier gpuledger holds it: a table in the file, no Parquet folders
+        con.execute("create table raw.old_cur as select * from raw.aws_cur")
+        con.execute("drop view raw.aws_cur")
+        con.execute("alter table raw.old_cur rename to aws_cur")
+        con.execute("delete from raw.parquet_scopes")
+
+        again = load_aws_cur(con, LocalLanding(landing), "cur")
+        assert (again.loaded, again.unchanged) == (0, 2)  # moved, not loaded again
+        assert cur_periods(con) == loaded == [("2026-10", 4, 8.0, "p-1.parquet"), ("2026-11", 3, 3.0, "n-1.parquet")]
+        assert con.execute("select table_type from information_schema.tables where table_name = 'aws_cur'"
+                           ).fetchall() == [("VIEW",)]
+        assert len(list((tmp_path / "wh.raw" / "aws_cur").iterdir())) == 2
+
+        # a restatement after the move replaces its period only
+        write_delivery(landing, "2026-11", {"n-2.parquet": cur_rows(5, cost=1.0)})
+        assert load_aws_cur(con, LocalLanding(landing), "cur").loaded == 1
+        assert [(p, n, cost) for p, n, cost, _ in cur_periods(con)] == [("2026-10", 4, 8.0), ("2026-11", 5, 5.0)]
+
+
+def test_a_period_whose_parquet_folder_was_deleted_loads_again(tmp_path):
+    landing = tmp_path / "aws"
+    write_delivery(landing, "2026-10", {"p-1.parquet": cur_rows(4, cost=2.0)})
+    write_delivery(landing, "2026-11", {"n-1.parquet": cur_rows(3, cost=1.0)})
+    said = []
+    with connect(tmp_path / "wh.duckdb") as con:
+        load_aws_cur(con, LocalLanding(landing), "cur")
+        loaded = cur_periods(con)
+        (folder,) = con.execute("select folder from raw.parquet_scopes where scope = 'cur/BILLING_PERIOD=2026-10'"
+                                ).fetchone()
+        shutil.rmtree(tmp_path / "wh.raw" / "aws_cur" / folder)
+
+        again = load_aws_cur(con, LocalLanding(landing), "cur", progress=said.append)
+        assert (again.loaded, again.unchanged, again.rows["aws_cur"]) == (1, 1, 4)
+        assert cur_periods(con) == loaded
+    assert said[0] == (f"aws_cur: cur/BILLING_PERIOD=2026-10: its Parquet files under {tmp_path / 'wh.raw'} "
+                       "are gone; the billing asset loads it again from its landing zone")
 
 
 def test_an_unusable_manifest_is_quarantined_and_the_others_load(tmp_path):

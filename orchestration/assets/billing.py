@@ -2,11 +2,10 @@
 export, native FOCUS exports, Azure cost details and OCI cost reports."""
 
 import dagster as dg
-import duckdb
 
 from ingest import aws_cur, azure, focus, gcp_billing, oci
-from ingest.load import LoadReport, load_aws_cur
-from ingest.warehouse import RAW, ensure_raw_table
+from ingest.load import LoadReport, ensure_aws_cur_view, load_aws_cur
+from ingest.warehouse import RAW
 from orchestration.assets._ingest import (
     FileFamily,
     file_family_asset,
@@ -36,15 +35,12 @@ def aws_cur_line_items(context: dg.AssetExecutionContext, gpuledger: GpuledgerRe
     period = period_of(context.partition_key)
     report = LoadReport(aws_cur.CUR)
     with retry_transient_s3(context.retry_number, context.log), gpuledger.connect() as con:
+        if not gpuledger.config.sources.aws_cur:  # the view all the same (ingest_results would make a table)
+            ensure_aws_cur_view(con)
         for source in gpuledger.config.sources.aws_cur:
             landing = gpuledger.landing(source.location)
             report.merge(load_aws_cur(con, landing, source.export_name, source.format, context.log.info, period))
         yield from ingest_results(context, con, report, {AWS_CUR: aws_cur.RAW_SCHEMA}, aws_cur.SCOPE_COLUMNS)
-
-
-def ensure_aws_cur_table(con: duckdb.DuckDBPyConnection) -> None:
-    """raw.aws_cur before any billing period was loaded (none may be configured): the models read it."""
-    ensure_raw_table(con, aws_cur.CUR, aws_cur.RAW_SCHEMA, aws_cur.SCOPE_COLUMNS)
 
 
 GCP = FileFamily(

@@ -17,9 +17,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from ingest.day_windows import Chunk, day_chunks, days_to_rebuild, new_rows, reloaded_days
+from ingest.load import ensure_aws_cur_view
 from ingest.warehouse import config_fingerprint, scalar
 from ingest.workloads import rules
-from orchestration.assets.billing import ensure_aws_cur_table
 from orchestration.assets.reference import CLOUD_GPU_PRICES_API
 from orchestration.partitions import days
 from orchestration.project import dbt_project
@@ -112,8 +112,8 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, gpuledger: Gpu
             os.environ[name] = value
         else:
             os.environ.pop(name, None)
-    with gpuledger.connect() as con:
-        ensure_aws_cur_table(con)
+    with gpuledger.connect() as con:  # before any billing period was loaded (none may be configured)
+        ensure_aws_cur_view(con, context.log.warning)
     # One target folder per warehouse, kept between runs: dbt re-parses only what changed since the
     # last build there (its partial parse is keyed to the profile, so to the warehouse path), and
     # the last build's logs and compiled SQL are in a known place. Builds of one warehouse never
