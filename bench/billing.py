@@ -884,10 +884,11 @@ def bench(work: Path, lines: int, files: int, dbt_command: str) -> int:
     print(table(("stage", "wall s", "rows/s", "vs reference", "peak RSS"),
                 [stage_row(s, export.lines, ref) for s in (ref, load, setup, dbt, total)]))
 
+    raw_parquet = sum(f.stat().st_size for f in db.with_name(db.name + ".raw").rglob("*.parquet"))
     print(f"\npeak RSS: this process {gib(own)} (generation {gib(gen.peak_rss)}, reference "
           f"{gib(ref.peak_rss)}, load {gib(load.peak_rss)}); dbt child {gib(dbt.peak_rss)}, "
           f"{dbt.cpu_seconds:.1f} s CPU in {dbt.seconds:.1f} s wall; DuckDB file {gib(db.stat().st_size)}, "
-          f"raw Parquet beside it {gib(sum(f.stat().st_size for f in db.with_suffix('.raw').rglob('*.parquet')))}")
+          f"raw Parquet beside it {gib(raw_parquet)}")
     print(dbt_node_line(work))
 
     got, charges, raw = pipeline_totals(db)

@@ -240,13 +240,13 @@ def _record_scope(con: duckdb.DuckDBPyConnection, source: str, parsed: Parsed, l
 # folder, so the models and analysts read it as any other raw table.
 
 def parquet_root(con: duckdb.DuckDBPyConnection) -> Path:
-    """Where a warehouse keeps its raw Parquet files: beside its file (data/gpuledger.duckdb ->
-    data/gpuledger.raw/)."""
+    """Where a warehouse keeps its raw Parquet files: beside its file, named as DuckDB names its
+    spill folder (data/gpuledger.duckdb -> data/gpuledger.duckdb.raw/, beside .tmp/)."""
     path = scalar(con, "select path from duckdb_databases() where database_name = current_database()")
     if not path:
         raise ValueError("a raw table kept as Parquet files needs a warehouse file, not an in-memory database")
     file = Path(str(path)).resolve()
-    return file.with_name(file.stem + ".raw")
+    return file.with_name(file.name + ".raw")
 
 
 def ensure_parquet_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, scope_columns: list[str],

@@ -395,4 +395,4 @@ def test_cur_parquet_damaged_past_its_footer_is_read_again_file_by_file(tmp_path
     assert [(Path(r[2]).name, r[4][:19]) for r in fast["quarantine"]] == [("damaged.parquet", "unreadable Parquet:")]
     assert fast["ingested"] == [("aws_cur", "cur/BILLING_PERIOD=2026-11", 3, 1)]
     # the failed attempt's Parquet folder is gone: one folder, one file of the 3 good lines
-    assert [len(list(f.iterdir())) for f in (tmp_path / "cur-True.raw" / "aws_cur").iterdir()] == [1]
+    assert [len(list(f.iterdir())) for f in (tmp_path / "cur-True.duckdb.raw" / "aws_cur").iterdir()] == [1]

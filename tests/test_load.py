@@ -41,7 +41,7 @@ def test_a_restated_billing_period_replaces_the_earlier_delivery(tmp_path):
         assert (third.loaded, third.unchanged) == (0, 2)
     # raw.aws_cur is a view of a Parquet folder per period beside the warehouse; October's first
     # delivery's folder went with it
-    assert len(list((tmp_path / "wh.raw" / "aws_cur").iterdir())) == 2
+    assert len(list((tmp_path / "wh.duckdb.raw" / "aws_cur").iterdir())) == 2
 
 
 def cur_periods(con) -> list[tuple]:
@@ -68,7 +68,7 @@ def test_a_warehouse_that_kept_the_cur_in_its_file_has_it_moved_to_parquet_once(
         assert cur_periods(con) == loaded == [("2026-10", 4, 8.0, "p-1.parquet"), ("2026-11", 3, 3.0, "n-1.parquet")]
         assert con.execute("select table_type from information_schema.tables where table_name = 'aws_cur'"
                            ).fetchall() == [("VIEW",)]
-        assert len(list((tmp_path / "wh.raw" / "aws_cur").iterdir())) == 2
+        assert len(list((tmp_path / "wh.duckdb.raw" / "aws_cur").iterdir())) == 2
 
         # a restatement after the move replaces its period only
         write_delivery(landing, "2026-11", {"n-2.parquet": cur_rows(5, cost=1.0)})
@@ -86,12 +86,12 @@ def test_a_period_whose_parquet_folder_was_deleted_loads_again(tmp_path):
         loaded = cur_periods(con)
         (folder,) = con.execute("select folder from raw.parquet_scopes where scope = 'cur/BILLING_PERIOD=2026-10'"
                                 ).fetchone()
-        shutil.rmtree(tmp_path / "wh.raw" / "aws_cur" / folder)
+        shutil.rmtree(tmp_path / "wh.duckdb.raw" / "aws_cur" / folder)
 
         again = load_aws_cur(con, LocalLanding(landing), "cur", progress=said.append)
         assert (again.loaded, again.unchanged, again.rows["aws_cur"]) == (1, 1, 4)
         assert cur_periods(con) == loaded
-    assert said[0] == (f"aws_cur: cur/BILLING_PERIOD=2026-10: its Parquet files under {tmp_path / 'wh.raw'} "
+    assert said[0] == (f"aws_cur: cur/BILLING_PERIOD=2026-10: its Parquet files under {tmp_path / 'wh.duckdb.raw'} "
                        "are gone; the billing asset loads it again from its landing zone")
 
 
