@@ -431,8 +431,8 @@ def _load_delivery(con: duckdb.DuckDBPyConnection, delivery: aws_cur.Delivery, f
         rows, done = rows + written, done + files
         progress(f"aws_cur: {delivery.key}: {done}/{len(delivery.data_files)} files, {rows:,} line items")
 
-    with replacing_parquet(con, aws_cur.CUR, parsed, delivery.key, scope, size, version, aws_cur.CUR, columns,
-                           listed) as write:
+    load = Ingestion(delivery.key, size, version, 0, 0, listed)  # the rows are counted as they are written
+    with replacing_parquet(con, aws_cur.CUR, parsed, load, scope, aws_cur.CUR, columns) as write:
         for signature, files in groups.items():
             paths, labels = [path for _, path in files], [delivery.label(key) for key, _ in files]
             progress(f"aws_cur: {delivery.key}: reading {len(files)} Parquet file(s) in DuckDB")

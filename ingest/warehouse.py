@@ -10,7 +10,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -333,22 +333,14 @@ def _remove_unlisted_folders(con: duckdb.DuckDBPyConnection, name: str, root: Pa
 
 
 @contextmanager
-def replacing_parquet(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    parsed: Parsed,
-    scope: str,
-    scope_columns: Mapping[str, str],
-    size_bytes: int,
-    sha256: str,
-    name: str,
-    columns: list[tuple[str, str]],
-    listed_version: str | None = None,
-) -> Iterator[Callable[[pa.Table | duckdb.DuckDBPyRelation], int]]:
+def replacing_parquet(con: duckdb.DuckDBPyConnection, source: str, parsed: Parsed, load: Ingestion,
+                      scope_columns: Mapping[str, str], name: str, columns: list[tuple[str, str]],
+                      ) -> Iterator[Callable[[pa.Table | duckdb.DuckDBPyRelation], int]]:
     """`replacing` for a raw table kept as Parquet (`ensure_parquet_table` gave `columns`): yields
-    `write(rows)`, which writes a Parquet file of the scope's rows into a new folder and returns how
-    many; then one transaction lists that folder in place of the scope's last one, with the
-    quarantine and fingerprint, and the last one is removed."""
+    `write(rows)`, which writes a Parquet file of `load.scope`'s rows into a new folder and returns
+    how many; then one transaction lists that folder in place of the scope's last one, with the
+    quarantine and `load`'s fingerprint (its row counts are the ones written and quarantined), and
+    the last one is removed."""
     now = utc_now()
     root = parquet_root(con) / name
     folder = root / uuid.uuid4().hex
@@ -373,11 +365,11 @@ def replacing_parquet(
         con.begin()
         try:
             last = scalar(con, f"select folder from {RAW}.{PARQUET_SCOPES} where table_name = ? and scope = ?",
-                          [name, scope])
-            _list_folder(con, name, scope, folder)
+                          [name, load.scope])
+            _list_folder(con, name, load.scope, folder)
             _create_parquet_view(con, name, root, columns)
-            _record_scope(con, source, parsed, Ingestion(scope, size_bytes, sha256, rows, len(parsed.quarantined),
-                                                         listed_version), now)
+            _record_scope(con, source, parsed, replace(load, rows_loaded=rows,
+                                                       rows_quarantined=len(parsed.quarantined)), now)
             con.commit()
         except BaseException:
             con.rollback()
