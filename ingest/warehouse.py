@@ -266,14 +266,12 @@ def ensure_parquet_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.S
     try:
         if kind == "BASE TABLE":
             _move_to_parquet(con, name, root, scope_sql)
-        lost = [scope for scope, folder in con.execute(
-            f"select scope, folder from {RAW}.{PARQUET_SCOPES} where table_name = ?", [name]).fetchall()
-            if not (root / folder).is_dir()]
+        lost = [scope for scope, folder in _listed_folders(con, name).items() if not (root / folder).is_dir()]
         if lost:  # the source that loads the table is named as the table (aws_cur)
             for table, column in ((PARQUET_SCOPES, "table_name"), ("ingested_files", "source")):
                 con.execute(f"delete from {RAW}.{table} where {column} = ? and scope in (select unnest(?))",
                             [name, lost])
-        if kind != "VIEW" or lost or str(root) not in str(view):  # new, moved, or a folder lost
+        if lost or str(root) not in str(view):  # none yet (or a table moved out), the warehouse moved, a folder lost
             _create_parquet_view(con, name, root, columns)
         con.commit()
     except BaseException:
@@ -297,10 +295,15 @@ def _list_folder(con: duckdb.DuckDBPyConnection, name: str, scope: str, folder: 
     con.execute(f"insert or replace into {RAW}.{PARQUET_SCOPES} values (?, ?, ?)", [name, scope, folder.name])
 
 
+def _listed_folders(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    """Scope -> the folder that holds its rows of raw.<name>."""
+    return dict(con.execute(f"select scope, folder from {RAW}.{PARQUET_SCOPES} where table_name = ? order by scope",
+                            [name]).fetchall())
+
+
 def _parquet_files(con: duckdb.DuckDBPyConnection, name: str, root: Path) -> list[Path]:
-    folders = con.execute(f"select folder from {RAW}.{PARQUET_SCOPES} where table_name = ? order by scope",
-                          [name]).fetchall()
-    return [file for (folder,) in folders for file in sorted((root / folder).glob("*.parquet"))]
+    return [file for folder in _listed_folders(con, name).values()
+            for file in sorted((root / folder).glob("*.parquet"))]
 
 
 def _create_parquet_view(con: duckdb.DuckDBPyConnection, name: str, root: Path,
@@ -325,8 +328,7 @@ def _typed(column: str, sql_type: str, value: str) -> str:
 
 def _remove_unlisted_folders(con: duckdb.DuckDBPyConnection, name: str, root: Path) -> None:
     """Folders of a load that failed, or replaced ones a crash kept from removing."""
-    listed = {f for (f,) in con.execute(f"select folder from {RAW}.{PARQUET_SCOPES} where table_name = ?",
-                                        [name]).fetchall()}
+    listed = set(_listed_folders(con, name).values())
     for folder in root.glob("*"):
         if folder.is_dir() and folder.name not in listed:
             shutil.rmtree(folder, ignore_errors=True)
@@ -364,8 +366,7 @@ def replacing_parquet(con: duckdb.DuckDBPyConnection, source: str, parsed: Parse
         yield write
         con.begin()
         try:
-            last = scalar(con, f"select folder from {RAW}.{PARQUET_SCOPES} where table_name = ? and scope = ?",
-                          [name, load.scope])
+            last = _listed_folders(con, name).get(load.scope)
             _list_folder(con, name, load.scope, folder)
             _create_parquet_view(con, name, root, columns)
             _record_scope(con, source, parsed, replace(load, rows_loaded=rows,
