@@ -6,7 +6,10 @@
    a product of two DECIMAL(38, 12) is 128-bit arithmetic, 3 s of a 1,000-GPU day's 8 s here.
    timestamps is read twice, from its table each time: DuckDB would otherwise copy it into memory
    first (every sample of the days, 2.5 GB at 2,000 GPUs, which then spilled): 20.5 s -> 17.7 s
-   at 2,000 GPUs, 5.9 s -> 5.4 s at 1,000. #}
+   at 2,000 GPUs, 5.9 s -> 5.4 s at 1,000. Each sample's row carries its GPU's columns from the
+   join that finds it (held) or that it came from (idle), rather than every row joining the
+   timestamps again after the union: a fifth less CPU and 4.5 GB of memory instead of 5.7 GB on
+   a 1,000-GPU day, the same rows. #}
 {{ config(gpu_sliced=true) }}  {# a build of a slice of the GPUs replaces their rows only #}
 with timestamps as not materialized (
     select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
@@ -31,32 +34,51 @@ held as (
     group by samples.gpu_uuid, samples.ts, holders.workload
 ),
 
+held_per_sample as (
+    select gpu_uuid, ts, sum(held) as held
+    from held
+    group by gpu_uuid, ts
+),
+
 with_idle as (
-    select gpu_uuid, ts, workload, held from held
+    select
+        timestamps.resource_id,
+        timestamps.gpu_index,
+        timestamps.hour_start,
+        held.workload,
+        timestamps.host,
+        timestamps.gpu_uuid,
+        held.held,
+        timestamps.energy_kwh,
+        timestamps.util_gpu_pct
+    from held
+    inner join timestamps on held.gpu_uuid = timestamps.gpu_uuid and held.ts = timestamps.ts
     union all
     select
-        timestamps.gpu_uuid,
-        timestamps.ts,
+        timestamps.resource_id,
+        timestamps.gpu_index,
+        timestamps.hour_start,
         cast(null as varchar) as workload,
-        {{ quantity('greatest(1 - coalesce(sum(held.held), 0), 0)') }} as held
+        timestamps.host,
+        timestamps.gpu_uuid,
+        {{ quantity('greatest(1 - coalesce(held_per_sample.held, 0), 0)') }} as held,
+        timestamps.energy_kwh,
+        timestamps.util_gpu_pct
     from timestamps
-    left join held on timestamps.gpu_uuid = held.gpu_uuid and timestamps.ts = held.ts
-    group by timestamps.gpu_uuid, timestamps.ts
+    left join held_per_sample
+        on timestamps.gpu_uuid = held_per_sample.gpu_uuid and timestamps.ts = held_per_sample.ts
 )
 
 select
-    timestamps.resource_id,
-    timestamps.gpu_index,
-    timestamps.hour_start,
-    with_idle.workload,
-    max(timestamps.host) as host,
-    timestamps.gpu_uuid,
-    sum(with_idle.held) as held_samples,
-    sum({{ quantity('cast(with_idle.held as double) * cast(timestamps.energy_kwh as double)') }}) as energy_kwh,
-    sum({{ quantity('cast(with_idle.held as double) * coalesce(timestamps.util_gpu_pct, 0) / 100.0') }})
-        as busy_samples
+    resource_id,
+    gpu_index,
+    hour_start,
+    workload,
+    max(host) as host,
+    gpu_uuid,
+    sum(held) as held_samples,
+    sum({{ quantity('cast(held as double) * cast(energy_kwh as double)') }}) as energy_kwh,
+    sum({{ quantity('cast(held as double) * coalesce(util_gpu_pct, 0) / 100.0') }}) as busy_samples
 from with_idle
-inner join timestamps on with_idle.gpu_uuid = timestamps.gpu_uuid and with_idle.ts = timestamps.ts
-where with_idle.held > 0
-group by timestamps.resource_id, timestamps.gpu_index, timestamps.hour_start, with_idle.workload,
-    timestamps.gpu_uuid
+where held > 0
+group by resource_id, gpu_index, hour_start, workload, gpu_uuid
