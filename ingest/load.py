@@ -83,16 +83,30 @@ def host_of(key: str) -> str:
 _DAY_IN_KEY = re.compile(r"(?<!\d)(20\d\d)([-/]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
-def file_day(f: LandingFile) -> date:
-    """The UTC day a telemetry or serving file belongs to (its daily partition): the last date in
-    its key, since collectors and log shippers name files and folders by day; else the day it was
-    last written."""
-    for year, _, month, day in reversed(_DAY_IN_KEY.findall(f.key)):
+def key_day(key: str) -> date | None:
+    """The last date in a landing key, if it has one."""
+    for year, _, month, day in reversed(_DAY_IN_KEY.findall(key)):
         try:
             return date(int(year), int(month), int(day))
         except ValueError:  # 2026-02-30
             continue
-    return datetime.fromtimestamp(f.modified, UTC).date()
+    return None
+
+
+def file_day(f: LandingFile) -> date:
+    """The UTC day a telemetry or serving file belongs to (its daily partition): the last date in
+    its key, since collectors and log shippers name files and folders by day; else the day it was
+    last written."""
+    return key_day(f.key) or datetime.fromtimestamp(f.modified, UTC).date()
+
+
+def may_be_in_days(first: date, end: date) -> Callable[[str], bool]:
+    """Whether a key can be a file of the days [first, end): its date is one of them, or it has none
+    (its day is then the day it was written, which the listing's stat tells)."""
+    def accepts(key: str) -> bool:
+        day = key_day(key)
+        return day is None or first <= day < end
+    return accepts
 
 
 def label(landing: Landing, f: LandingFile) -> str:
@@ -100,12 +114,18 @@ def label(landing: Landing, f: LandingFile) -> str:
     return f"{landing.uri.rstrip('/')}/{f.key}"
 
 
-def list_files(landings: Iterable[Landing], suffixes: tuple[str, ...]) -> list[tuple[Landing, LandingFile]]:
-    """Complete files of the landing zones; a collector's in-progress `.tmp` files never match.
+def list_files(landings: Iterable[Landing], suffixes: tuple[str, ...],
+               days: tuple[date, date] | None = None) -> list[tuple[Landing, LandingFile]]:
+    """Complete files of the landing zones (of the days [first, end) when `days` is given, by
+    `file_day`); a collector's in-progress `.tmp` files never match.
 
     Local files are listed by size and mtime, not hashed: `load_files` hashes only those it has
-    not loaded with that size and mtime, so a run over a year of files reads only the new ones."""
-    return [(landing, f) for landing in landings for f in landing.list(suffixes, hash_content=False)]
+    not loaded with that size and mtime, so a run over a year of files reads only the new ones.
+    A file whose key dates it outside `days` is not even stat'ed: 0.5 s of a run over 107,000
+    files of a 10,000-GPU fleet's two days, and every day of history adds as many."""
+    keys = may_be_in_days(*days) if days else None
+    listed = [(landing, f) for landing in landings for f in landing.list(suffixes, hash_content=False, keys=keys)]
+    return [(landing, f) for landing, f in listed if days is None or days[0] <= file_day(f) < days[1]]
 
 
 # Sources whose files are also read many at a time in DuckDB (`FastReader`), the per-file reader

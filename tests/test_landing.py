@@ -1,12 +1,14 @@
 """Landing zones against a real S3 API: moto's server on 127.0.0.1, spoken to over HTTP by boto3,
 and against local folders. Both must list, fetch and map manifest URIs the same way."""
 
+import calendar
 import hashlib
 import logging
 import os
 import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import boto3
@@ -25,6 +27,7 @@ from ingest.landing import (
     key_after,
     open_landing,
 )
+from ingest.load import list_files
 from orchestration.assets._ingest import retry_transient_s3
 
 LOG = logging.getLogger(__name__)
@@ -268,3 +271,33 @@ def test_an_unreachable_or_changing_landing_zone_retries_the_step_and_a_missing_
     missing = S3Landing("s3://no-such-bucket/x", tmp_path)
     with pytest.raises(ClientError, match="NoSuchBucket"), retry_transient_s3(0, LOG):
         missing.list((".gz",))
+
+
+DAY_KEYS = {  # key -> its day (the last date in it), or None: dated by when it was written
+    "host-a/2026-09-01/nvml-host-a-20260901T23.jsonl.gz": "2026-09-01",
+    "host-a/2026-09-02/nvml-host-a-20260902T00.jsonl.gz": "2026-09-02",
+    "host-a/2026-09-02/nvml-host-a-20260902T23.jsonl.gz": "2026-09-02",
+    "host-a/2026-09-03/nvml-host-a-20260903T00.jsonl.gz": "2026-09-03",
+    "host-b/2026-09-01/late-20260902.jsonl.gz": "2026-09-02",  # the last date in a key is its day
+    "host-b/undated.jsonl.gz": None,
+}
+
+
+def test_a_days_files_are_listed_by_the_dates_in_their_keys_or_else_when_they_were_written(prefix, tmp_path):
+    """A day's run lists only that day's files: from S3 by key, and locally without a stat of the
+    files whose keys date them to other days (a large fleet's month is over a million files)."""
+    for key in DAY_KEYS:
+        put(f"{prefix}/{key}", b"{}")
+        (tmp_path / "local" / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "local" / key).write_bytes(b"{}")
+    written = calendar.timegm((2026, 9, 2, 12, 0, 0))
+    os.utime(tmp_path / "local" / "host-b/undated.jsonl.gz", (written, written))
+    local = LocalLanding(tmp_path / "local")
+    s3 = S3Landing(f"s3://{BUCKET}/{prefix}", tmp_path / "cache")
+    sep_2 = (date(2026, 9, 2), date(2026, 9, 3))
+    dated = [k for k, day in DAY_KEYS.items() if day == "2026-09-02"]
+
+    assert [f.key for _, f in list_files([local], (".jsonl.gz",), sep_2)] == sorted([*dated, "host-b/undated.jsonl.gz"])
+    # written today, so not on 2 September
+    assert [f.key for _, f in list_files([s3], (".jsonl.gz",), sep_2)] == sorted(dated)
+    assert len(list_files([local, s3], (".jsonl.gz",))) == 2 * len(DAY_KEYS)

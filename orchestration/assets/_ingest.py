@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from ingest.config import Config
 from ingest.files import Parsed
 from ingest.landing import ObjectChanged
-from ingest.load import LoadReport, file_day, list_files, load_files
+from ingest.load import LoadReport, list_files, load_files
 from ingest.warehouse import RAW, ensure_raw_table, scalar
 from orchestration.partitions import days
 from orchestration.resources import WRITER_POOL, GpuledgerResource
@@ -137,12 +137,10 @@ def file_family_asset(family: FileFamily) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext, gpuledger: GpuledgerResource):
         report = LoadReport(family.name)
         with retry_transient_s3(context.retry_number, context.log), gpuledger.connect() as con:
+            window = context.partition_time_window if family.daily else None
+            in_days = (window.start.date(), window.end.date()) if window else None
             for source in family.locations(gpuledger.config):
-                files = list_files([gpuledger.landing(source.location)], family.suffixes)
-                if family.daily:
-                    window = context.partition_time_window
-                    files = [(landing, f) for landing, f in files
-                             if window.start.date() <= file_day(f) < window.end.date()]
+                files = list_files([gpuledger.landing(source.location)], family.suffixes, in_days)
                 context.log.info(f"{family.name}: {len(files)} files under {source.location}")
                 report.merge(load_files(con, family.name, files, partial(family.reader, source=source),
                                         context.log.info))
