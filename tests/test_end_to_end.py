@@ -60,6 +60,10 @@ def fleet(tmp_path_factory):
 
 def test_a_new_day_rebuilds_only_that_days_gpu_hours_and_ledger(fleet):
     assert f"daily models: rebuilding {SECOND_DAY} up to 2026-11-02" in fleet["second_day_logs"]
+    # the second day's processes were all seen on the first: each keeps its workload, none is resolved again
+    (holders,), = query(fleet["warehouse"], "select count(*) from config.process_workloads")
+    assert (f"process workloads: {holders:,} holders, 0 resolved by the rules (the others known from a run with "
+            "the same rules)") in fleet["second_day_logs"]
     assert f"ledger and marts: rebuilding {SECOND_DAY} up to 2026-11-02 {LEDGER_WINDOW_REASON}" in fleet[
         "second_day_logs"]
     days = query(fleet["warehouse"], """
@@ -73,16 +77,17 @@ def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet):
     ledger are rebuilt. Runs before the tests below that reload files into the warehouse."""
     instance = fleet["instance"]
     before = _marts(fleet["warehouse"])
+    holders_before = query(fleet["warehouse"], "select * from config.process_workloads order by all")
     again = run_days(fleet["config"], instance, SECOND_DAY, SECOND_DAY, say=lambda _: None)
     assert again.success
     logs = run_messages(instance, again.results)
     assert any(m.startswith("daily models: no telemetry or request ingested since ") and m.endswith(
         "and nothing changed: no day rebuilt") for m in logs)
     assert "ledger and marts: nothing loaded or changed since their last build: not rebuilt" in logs
-    # no new holder, the same rules: every holder keeps the answer it had, none is resolved again
-    (holders,), = query(fleet["warehouse"], "select count(*) from config.process_workloads")
-    assert holders > 0 and (f"process workloads: {holders:,} holders, 0 resolved by the rules (the others known "
-                             "from a run with the same rules)") in logs
+    # no new holder, the same rules: the holders' workloads are left as they were, none resolved again
+    assert "process workloads: no GPU holder ingested since the last run, the same rules: unchanged" in logs
+    assert holders_before  # the fleet has GPU holders to keep
+    assert query(fleet["warehouse"], "select * from config.process_workloads order by all") == holders_before
     assert {key for key in materialized(again) if key.split("/")[0] in BUILT_LAYERS} == set()
     assert _marts(fleet["warehouse"]) == before
     # the rebuild tag rebuilds the ledger all the same, to the same marts

@@ -87,6 +87,10 @@ def process_workloads(context: dg.AssetExecutionContext, gpuledger: GpuledgerRes
     last_digest = metadata.get(RULES_DIGEST)
     with gpuledger.connect() as con:
         newest = newest_ingested(con)
+        if (through and newest and newest <= datetime.fromisoformat(through.value) and last_digest
+                and last_digest.value == digest):  # the table is as the last run left it (1 s at 10,000 GPUs)
+            context.log.info("process workloads: no GPU holder ingested since the last run, the same rules: unchanged")
+            return dg.MaterializeResult(metadata={**metadata, "holders_resolved": 0})
         holders = signatures(con, datetime.fromisoformat(through.value) if through else None)
         # the same rules give the holders known before the same answers: only new ones are resolved
         # (every holder, every run, was 6.7 s at 10,000 GPUs)
