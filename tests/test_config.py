@@ -100,6 +100,14 @@ def test_a_yaml_error_quotes_the_line_it_is_on(tmp_path):
     assert "line 2, column 12:\n    teams: {a: [unclosed\n" in str(err.value)
 
 
+def test_a_config_is_parsed_again_when_its_text_changes(tmp_path):
+    path = write(tmp_path, "currency: EUR\n")
+    first = load_config(path)
+    assert load_config(path) is first  # parsed once per process
+    path.write_text("currency: GBP\n", encoding="utf-8")  # same size, maybe the same mtime tick
+    assert load_config(path).currency == "GBP"
+
+
 def test_a_missing_file_says_how_to_get_one(tmp_path):
     with pytest.raises(ConfigError, match=r"no configuration file at .*gpuledger demo"):
         load_config(tmp_path / "nope.yaml")
