@@ -291,6 +291,7 @@ def _allocate_non_gpu(lines: list[BillLine], ledger: _Ledger, proportional: bool
     for (t, team, model, workload, category), v in ledger.cost.items():
         if category in GPU_CATEGORIES and team != UNALLOCATED:
             gpu_cost_by_day[t.date()][(team, model, workload, category)] += v[0]
+    shared: dict[datetime, np.ndarray] = defaultdict(lambda: np.zeros(3))  # each hour's untagged charges
     for ln in lines:
         if ln.instance is not None:
             continue
@@ -299,14 +300,18 @@ def _allocate_non_gpu(lines: list[BillLine], ledger: _Ledger, proportional: bool
         for t in hours:
             if ln.team_tag:
                 ledger.add((t, ln.team_tag, None, None, "direct"), piece)
-                continue
-            weights = gpu_cost_by_day.get(t.date(), {}) if proportional else {}
-            total = sum(weights.values())
-            if total <= 0:
-                ledger.add((t, UNALLOCATED, None, None, "shared"), piece)
-                continue
-            for (team, model, workload, _category), w in weights.items():
-                ledger.add((t, team, model, workload, "shared"), piece * (w / total))
+            else:
+                shared[t] += piece
+    # an hour's shared charges are split over the day's GPU cost together: split one by one, the work
+    # grew with the fleet squared (charges x workloads), most of a 10,000-GPU fleet's generation
+    for t, cost in shared.items():
+        weights = gpu_cost_by_day.get(t.date(), {}) if proportional else {}
+        total = sum(weights.values())
+        if total <= 0:
+            ledger.add((t, UNALLOCATED, None, None, "shared"), cost)
+            continue
+        for (team, model, workload, _category), w in weights.items():
+            ledger.add((t, team, model, workload, "shared"), cost * (w / total))
 
 
 # --- marts -----------------------------------------------------------------------------------------
