@@ -124,8 +124,7 @@ class LocalLanding:
              keys: Callable[[str], bool] | None = None) -> list[LandingFile]:
         """`hash_content=False` is for noticing changes cheaply (a sensor's tick): the version is
         then size and mtime, not the sha256 that ingestion's exactly-once bookkeeping needs.
-        `keys`: only the files whose key it accepts, decided before their stat (most of a listing's
-        time: a day's run in a month of a large fleet's files would stat them all)."""
+        `keys`: only the files whose key it accepts, decided before their stat."""
         files = []
         for key, entry in _walk(str(self.root)):
             if _wanted(entry.name, suffixes) and (keys is None or keys(key)):
