@@ -22,7 +22,10 @@ practical floor of reading and aggregating the day, not a re-implementation of e
 rule (no GCP or Azure bill, no token weights, no shared cost, no de-duplication), so its dollars
 are not the pipeline's. With --scale-gpus (10,000 unless 0), a second fleet at that size (1 day
 of history, then the new day) gives the marginal cost per million input rows of the pipeline's
-new day and of the reference, and their ratio.
+new day and of the reference, and their ratio. Input rows are what the reference reads: the lines
+of the new day's files (a GPU sample, a request) and its CUR lines; both marginals are over the same
+input rows. The pipeline writes more raw rows than that (each process on a GPU is a row of
+`raw.nvml_processes`), shown beside them.
 
 Peak RSS is each child's own (wait4: the child and the dbt processes it waited for). Where the
 time goes is read back from the Dagster instance: every step's duration in the new day's runs.
@@ -246,10 +249,10 @@ def one_fleet(work: Path, gpus: int, history: int, keep: bool) -> DayRun:
 def report(runs: list[DayRun]) -> None:
     print()
     print(table(["fleet", "generate s", "first load s", "peak RSS", "new day s", "peak RSS", "no new file s",
-                 "reference s", "new-day rows", "new day / reference"],
+                 "reference s", "input rows", "raw rows", "new day / reference"],
                 [[f"{r.gpus} GPUs, {r.history} days of history", f"{r.generate_s:.1f}", f"{r.first.seconds:.1f}",
                   gib(r.first.peak_rss), f"{r.new_day.seconds:.1f}", gib(r.new_day.peak_rss),
-                  f"{r.no_change.seconds:.1f}", f"{r.reference_s:.2f}", f"{r.raw_rows:,}",
+                  f"{r.no_change.seconds:.1f}", f"{r.reference_s:.2f}", f"{r.reference_rows:,}", f"{r.raw_rows:,}",
                   f"{r.new_day.seconds / r.reference_s:.1f}x"] for r in runs]))
     for r in runs:
         print(f"\nwhere the new day's time went ({r.gpus} GPUs, {r.history} days of history), by step:")
@@ -257,11 +260,17 @@ def report(runs: list[DayRun]) -> None:
     by_size = sorted({r.gpus: r for r in runs}.values(), key=lambda r: r.gpus)
     if len(by_size) >= 2:
         small, big = by_size[0], by_size[-1]
-        rows = (big.raw_rows - small.raw_rows) / 1e6
+        # Both over the same input rows, so the ratio is that of the two times. The raw rows the
+        # pipeline writes are 1.8x as many (a GPU's processes are rows of their own): dividing by
+        # them, as sessions before the twelfth did, made the ratio look 1.8x smaller.
+        rows = (big.reference_rows - small.reference_rows) / 1e6
         pipeline = (big.new_day.seconds - small.new_day.seconds) / rows
-        bare = (big.reference_s - small.reference_s) / ((big.reference_rows - small.reference_rows) / 1e6)
+        bare = (big.reference_s - small.reference_s) / rows
         print(f"\nmarginal cost per million input rows, {small.gpus} -> {big.gpus} GPUs: pipeline {pipeline:.2f} s, "
               f"bare DuckDB {bare:.2f} s, ratio {pipeline / bare:.1f}x")
+        per_raw_row = (big.new_day.seconds - small.new_day.seconds) / ((big.raw_rows - small.raw_rows) / 1e6)
+        print(f"(the pipeline's time per million raw rows written, as the eleventh and earlier sessions divided it: "
+              f"{per_raw_row:.2f} s, {per_raw_row / bare:.1f}x bare DuckDB's)")
     # the reference reads the AWS bill only: models served on GCP, Azure or on-prem GPUs have no cost in it
     priced = [(m, t, c) for m, t, c in runs[0].prices if c is not None]
     print(f"\nreference cost per 1M tokens (AWS GPUs only, output-token split; not the pipeline's dollars), "
