@@ -197,7 +197,7 @@ def reference(fleet: Fleet, work: Path) -> tuple[float, int, list[tuple]]:
 
 
 def raw_rows_of_day(fleet: Fleet) -> int:
-    """Input rows the new day brought: telemetry samples and processes, requests, its CUR lines."""
+    """Raw rows the new day's files wrote: GPU samples, a row per process on a GPU, requests."""
     with duckdb.connect(str(load_config(fleet.config).warehouse_path), read_only=True) as con:
         files = [f"{landing}" for landing, _ in fleet.held]
         return sum(con.execute(f"select count(*) from raw.{t} where _source_file in (select unnest(?))",
