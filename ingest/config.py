@@ -269,10 +269,10 @@ class Config(_Strict):
         description="DuckDB's memory limit for ingestion and for dbt; past it DuckDB spills to "
                     "<warehouse>.tmp. DuckDB's own default, 80 % of RAM, let a 1,000-GPU day grow to 16 GiB")
     daily_build_rows: int = Field(
-        16_000_000, ge=1,
+        20_000_000, ge=1,
         description="the most raw telemetry and request rows one dbt build of the daily models reads; more days "
                     "(a backfill, history rebuilt) are built a run of days at a time, a larger day a slice of its "
-                    "GPUs at a time. A 1,000-GPU day is 16 M rows, and fits the default memory_limit")
+                    "GPUs at a time. A 1,000-GPU day is about 16 M rows: one build, within the default memory_limit")
     published: Path | None = Field(None, description="folder of the analysts' Parquet marts and catalog; "
                                    "default: `published` beside the warehouse")
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")

@@ -176,7 +176,19 @@ class LineBatch:
     sizes: list[int]  # uncompressed bytes per file (0 for an unreadable one)
 
 
-_TRAILING_COMMA = re.compile(rb",[ \t]*[\]}]")  # one pass: `b",}" in data` and the like take one each
+_TRAILING_COMMA = re.compile(rb",[ \t]*[\]}]")
+
+
+def has_trailing_comma(data: bytes) -> bool:
+    """`_TRAILING_COMMA.search(data)`, read in numpy from the byte after each comma: about half the
+    CPU of the regex, which tries a match at every comma (0.57-0.87 s against 1.08-1.37 s on 800 MB
+    of collector lines; `b",}" in data` and the like take longer still). Only where a comma is
+    followed by a blank (not in compact JSON, as collectors write it) is the regex asked."""
+    codes = np.frombuffer(data, np.uint8)
+    after = codes[np.flatnonzero(codes[:-1] == ord(",")) + 1]
+    if ((after == ord("]")) | (after == ord("}"))).any():
+        return True
+    return bool(((after == ord(" ")) | (after == ord("\t"))).any()) and _TRAILING_COMMA.search(data) is not None
 
 
 def _whole_text(path: Path) -> bytes | None:
@@ -196,7 +208,7 @@ def _whole_text(path: Path) -> bytes | None:
         return None
     # DuckDB's JSON reader accepts a trailing comma, json.loads does not (a string holding ",}"
     # sends its file to the per-file reader too, which then reads it all the same)
-    if _TRAILING_COMMA.search(data):
+    if has_trailing_comma(data):
         return None
     if not data.isascii():
         try:

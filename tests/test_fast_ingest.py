@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from test_readers import cur_rows, jsonl, request, sample, write_delivery
 
-from ingest import gateway, load, nvml
+from ingest import files, gateway, load, nvml
 from ingest.landing import LocalLanding
 from ingest.load import list_files, load_aws_cur, load_files
 from ingest.warehouse import connect
@@ -132,6 +132,20 @@ def test_a_huge_integer_still_goes_to_the_per_file_reader(tmp_path):
     with connect(tmp_path / "wh.duckdb") as con, pytest.raises(OverflowError):
         load_files(con, "nvml", list_files([LocalLanding(folder)], nvml.FILE_SUFFIXES),
                    lambda path, label, key: nvml.read_nvml_file(path, label))
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    (b'{"a":1,}\n', True),
+    (b'{"a":[1,2,]}\n', True),
+    (b'{"a":[1, \t ]}\n', True),  # blanks between: the regex decides
+    (b'{"a":1, "b":[2, 3]}\n', False),  # blanks after commas, none before a bracket
+    (b'{"a":"x,]"}\n', True),  # inside a string too: the per-file reader then reads it all the same
+    (b'{"a":1,"b":2}\n', False),
+    (b'{"a":1}\n,', False),  # a comma as the last byte
+    (b"", False),
+])
+def test_trailing_comma_check_reads_the_byte_after_each_comma(text, found):
+    assert files.has_trailing_comma(text) is found
 
 
 # --- gateway ---------------------------------------------------------------------------------------
