@@ -132,7 +132,7 @@ def days_to_rebuild(start: datetime, end: datetime, arrived: NewRows) -> tuple[d
 
 
 # A day over the rows of one build is built a slice of its GPUs at a time (macros/day_window.sql);
-# a 10,000-GPU day (about 160 M rows) at the default daily_build_rows is eight or nine slices.
+# a 10,000-GPU day (157 M rows) at the default daily_build_rows is eight slices.
 MAX_GPU_SLICES = 64
 
 
