@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import dagster as dg
 
 from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
@@ -29,3 +31,8 @@ defs = dg.Definitions(
         "slack": SlackResource(),
     },
 )
+
+# A run's process keeps these definitions, and the modules of Dagster, dbt and DuckDB, to its end.
+# Frozen, they are no longer walked by Python's full collections (a handful a run, up to 0.4 s
+# each): a 10,000-GPU run with nothing new takes about 1.4 s less (docs/scaling.md).
+gc.freeze()
