@@ -5,9 +5,9 @@
 
 For each history length H it generates a fleet of H + 1 days (`gpuledger generate`: AWS, GCP and
 Azure bills, NVML telemetry every 10 s, gateway and LiteLLM logs), holds the last day's telemetry
-and serving files back, and then times, each run in its own child process on one persistent
-Dagster instance (DAGSTER_HOME in the working folder), exactly what `gpuledger run` and the
-daemon do:
+and serving files back, and then times, each run in its own child process on the fleet's own
+persistent Dagster instance (DAGSTER_HOME in the fleet's folder), exactly what `gpuledger run` and
+the daemon do:
 
   (a) first load: every billing period, then the H days of telemetry and serving as one ranged
       run, then the ledger, marts, anomalies, published marts and report;
@@ -60,6 +60,12 @@ class Fleet:
     new_day: date
     held: list[tuple[Path, Path]]  # (landing path, where it waits) of the new day's files
 
+    @property
+    def dagster_home(self) -> Path:
+        # One instance per fleet: a run of a kept fleet repeated by hand finds its own last builds,
+        # where an instance shared with another fleet made its next run rebuild every day.
+        return self.root / "dagster_home"
+
 
 def make_fleet(root: Path, gpus: int, history: int) -> tuple[Fleet, float]:
     t0 = time.perf_counter()
@@ -71,10 +77,10 @@ def make_fleet(root: Path, gpus: int, history: int) -> tuple[Fleet, float]:
 
 
 def stage(work: Path, fleet: Fleet, name: str, *args: str) -> Child:
-    """One pipeline run in a child process on the working folder's Dagster instance."""
-    env = {**os.environ, "DAGSTER_HOME": str(work / "dagster_home"), "DO_NOT_TRACK": "1"}
-    (work / "dagster_home").mkdir(exist_ok=True)
-    (work / "dagster_home" / "dagster.yaml").touch()  # sqlite storage in the folder, said explicitly
+    """One pipeline run in a child process on the fleet's Dagster instance."""
+    env = {**os.environ, "DAGSTER_HOME": str(fleet.dagster_home), "DO_NOT_TRACK": "1"}
+    fleet.dagster_home.mkdir(exist_ok=True)
+    (fleet.dagster_home / "dagster.yaml").touch()  # sqlite storage in the folder, said explicitly
     log = work / f"{fleet.root.name}-{name}.log"
     child = run_child([sys.executable, __file__, "--stage", name, "--config", str(fleet.config), *args], env, log)
     if child.returncode != 0:
@@ -96,11 +102,11 @@ def run_stage(name: str, config: Path, day: str | None) -> int:
     return 0 if result.success else 1
 
 
-def step_seconds(work: Path, since: float) -> list[tuple[str, float]]:
-    """Every step of the runs that started after `since`, slowest first."""
+def step_seconds(fleet: Fleet, since: float) -> list[tuple[str, float]]:
+    """Every step of the fleet's runs that started after `since`, slowest first."""
     import dagster as dg
 
-    os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+    os.environ["DAGSTER_HOME"] = str(fleet.dagster_home)
     with dg.DagsterInstance.get() as instance:
         steps: dict[str, float] = {}
         for record in instance.get_run_records():
@@ -233,7 +239,7 @@ def one_fleet(work: Path, gpus: int, history: int, keep: bool) -> DayRun:
         waiting.rename(landing)
     began = time.time()
     new_day = stage(work, fleet, "day", "--day", fleet.new_day.isoformat())
-    steps = step_seconds(work, began)
+    steps = step_seconds(fleet, began)
     print(f"  new day: {new_day.seconds:.1f} s", flush=True)
     no_change = stage(work, fleet, "day", "--day", fleet.new_day.isoformat())
     print(f"  the same day, nothing new: {no_change.seconds:.1f} s", flush=True)
