@@ -150,7 +150,8 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
     """
     fast_reader = FAST_READERS.get(source) if fast is True else (fast or None)
     report = LoadReport(source)
-    known = Ingested.read(con, source, [label(landing, f) for landing, f in files])
+    names = [label(landing, f) for landing, f in files]
+    known = Ingested.read(con, source, names)
     search_all = fast_reader is not None and not accounts_for_every_row(con, source, fast_reader.tables)
     if search_all:
         progress(f"{source}: raw.ingested_files does not account for every row of the raw tables (records "
@@ -226,9 +227,9 @@ def load_files(con: duckdb.DuckDBPyConnection, source: str, files: list[tuple[La
                 flush()
 
     try:
-        for i, (landing, f) in enumerate(files, start=1):
+        for i, ((landing, f), name) in enumerate(zip(files, names, strict=True), start=1):
             report.seen += 1
-            consider(landing, f, label(landing, f))
+            consider(landing, f, name)
             if i == len(files):
                 flush(wait=True)
             if time.monotonic() - last > 5 or i == len(files):
