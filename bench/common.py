@@ -12,6 +12,7 @@ another's (RUSAGE_CHILDREN would report the largest of all children waited for).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import resource
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -260,6 +262,51 @@ class Quiet:
         others = max(0.0, machine - self.machine - own)
         return (f"CPU over the run: this benchmark (process + children) {own:.0f} s, everything else on the machine "
                 f"{others:.0f} s ({others / wall:.2f} cores on average) in {wall:.0f} s wall, {os.cpu_count()} cores")
+
+
+class BusyCores:
+    """The machine's busy cores, sampled on a thread while in use (`with`), so that each step of a
+    run can say how many of the cores it kept busy: a step near 1.0 on a 2-core machine leaves one
+    idle. Machine-wide (Quiet says what the rest of the machine used)."""
+
+    EVERY_S = 0.5
+
+    def __init__(self) -> None:
+        self.times: list[float] = []  # time.time(), as Dagster stamps steps
+        self.busy: list[float] = []  # machine_cpu_seconds() then
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _record(self) -> None:
+        busy = machine_cpu_seconds()
+        if busy is not None:
+            self.times.append(time.time())
+            self.busy.append(busy)
+
+    def _sample(self) -> None:
+        self._record()
+        while not self._stop.wait(self.EVERY_S):
+            self._record()
+        self._record()
+
+    def __enter__(self) -> BusyCores:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _busy_at(self, t: float) -> float:
+        i = min(max(bisect.bisect_left(self.times, t), 1), len(self.times) - 1)
+        (t0, t1), (b0, b1) = self.times[i - 1:i + 1], self.busy[i - 1:i + 1]
+        return b0 + (b1 - b0) * min(max((t - t0) / (t1 - t0), 0.0), 1.0) if t1 > t0 else b1
+
+    def cpu_seconds(self, start: float, end: float) -> float | None:
+        """Busy CPU seconds of the machine between two wall times inside the sampled span."""
+        if len(self.times) < 2 or start < self.times[0] or end > self.times[-1]:
+            return None
+        return self._busy_at(end) - self._busy_at(start)
 
 
 def load_average() -> str:

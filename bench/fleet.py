@@ -28,7 +28,8 @@ input rows. The pipeline writes more raw rows than that (each process on a GPU i
 `raw.nvml_processes`), shown beside them.
 
 Peak RSS is each child's own (wait4: the child and the dbt processes it waited for). Where the
-time goes is read back from the Dagster instance: every step's duration in the new day's runs.
+time goes is read back from the Dagster instance: every step's duration in the new day's runs, with
+the machine's busy cores while it ran (a step near 1 of 2 cores leaves one idle).
 Nothing here is a timed assertion; the figures mean something as ratios within one run.
 """
 
@@ -44,7 +45,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-from common import Child, Quiet, add_workdir_options, gib, load_average, run_child, table, workdir
+from common import BusyCores, Child, Quiet, add_workdir_options, gib, load_average, run_child, table, workdir
 
 from ingest.config import load_config
 from ingest.demo_fleet import generate, hold_back_day
@@ -102,21 +103,26 @@ def run_stage(name: str, config: Path, day: str | None) -> int:
     return 0 if result.success else 1
 
 
-def step_seconds(fleet: Fleet, since: float) -> list[tuple[str, float]]:
-    """Every step of the fleet's runs that started after `since`, slowest first."""
+def step_seconds(fleet: Fleet, since: float, cores: BusyCores) -> list[tuple[str, float, float | None]]:
+    """Every step of the fleet's runs that started after `since`, slowest first: (step, seconds,
+    the machine's busy cores on average while it ran)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(fleet.dagster_home)
     with dg.DagsterInstance.get() as instance:
-        steps: dict[str, float] = {}
+        steps: dict[str, tuple[float, float | None]] = {}
         for record in instance.get_run_records():
             if (record.start_time or 0) < since:
                 continue
             for s in instance.get_run_step_stats(record.dagster_run.run_id):
                 if s.start_time and s.end_time:
                     key = f"{record.dagster_run.job_name}:{s.step_key}"
-                    steps[key] = steps.get(key, 0.0) + s.end_time - s.start_time
-    return sorted(steps.items(), key=lambda kv: -kv[1])
+                    seconds, busy = steps.get(key, (0.0, 0.0))
+                    step_busy = cores.cpu_seconds(s.start_time, s.end_time)
+                    steps[key] = (seconds + s.end_time - s.start_time,
+                                  None if busy is None or step_busy is None else busy + step_busy)
+    return sorted(((k, seconds, busy / seconds if busy is not None and seconds else None)
+                   for k, (seconds, busy) in steps.items()), key=lambda kv: -kv[1])
 
 
 def reference(fleet: Fleet, work: Path) -> tuple[float, int, list[tuple]]:
@@ -224,7 +230,7 @@ class DayRun:
     reference_s: float
     reference_rows: int
     raw_rows: int
-    steps: list[tuple[str, float]]
+    steps: list[tuple[str, float, float | None]]  # (step, seconds, busy cores)
     prices: list[tuple]
 
 
@@ -238,8 +244,17 @@ def one_fleet(work: Path, gpus: int, history: int, keep: bool) -> DayRun:
     for landing, waiting in fleet.held:
         waiting.rename(landing)
     began = time.time()
-    new_day = stage(work, fleet, "day", "--day", fleet.new_day.isoformat())
-    steps = step_seconds(fleet, began)
+    with BusyCores() as cores:
+        new_day = stage(work, fleet, "day", "--day", fleet.new_day.isoformat())
+    steps = step_seconds(fleet, began, cores)
+    # the child's start (Python, Dagster and the definitions imported), creating the runs, its exit
+    outside = new_day.seconds - sum(seconds for _, seconds, _ in steps)
+    all_busy = cores.cpu_seconds(cores.times[0], cores.times[-1])
+    steps_busy = [c * seconds for _, seconds, c in steps if c is not None]
+    if outside > 0 and all_busy is not None and len(steps_busy) == len(steps):
+        steps.append(("(outside any step: start, imports, creating the runs)", outside,
+                      (all_busy - sum(steps_busy)) / outside))
+        steps.sort(key=lambda step: -step[1])
     print(f"  new day: {new_day.seconds:.1f} s", flush=True)
     no_change = stage(work, fleet, "day", "--day", fleet.new_day.isoformat())
     print(f"  the same day, nothing new: {no_change.seconds:.1f} s", flush=True)
@@ -261,8 +276,10 @@ def report(runs: list[DayRun]) -> None:
                   f"{r.no_change.seconds:.1f}", f"{r.reference_s:.2f}", f"{r.reference_rows:,}", f"{r.raw_rows:,}",
                   f"{r.new_day.seconds / r.reference_s:.1f}x"] for r in runs]))
     for r in runs:
-        print(f"\nwhere the new day's time went ({r.gpus} GPUs, {r.history} days of history), by step:")
-        print(table(["step", "s"], [[k, f"{v:.1f}"] for k, v in r.steps[:10]]))
+        print(f"\nwhere the new day's time went ({r.gpus} GPUs, {r.history} days of history), by step, with the "
+              f"machine's busy cores while it ran (of {os.cpu_count()}):")
+        print(table(["step", "s", "cores"], [[k, f"{v:.1f}", "n/a" if c is None else f"{c:.2f}"]
+                                             for k, v, c in r.steps[:10]]))
     by_size = sorted({r.gpus: r for r in runs}.values(), key=lambda r: r.gpus)
     if len(by_size) >= 2:
         small, big = by_size[0], by_size[-1]

@@ -4,7 +4,9 @@
    previous sample is at most a minute back and the counter did not go backwards; else (no
    counter, as with nvidia-smi, or a counter reset) power draw x time since the previous sample;
    nothing across a gap of over a minute (collector down: the energy is unknown). The build's days
-   only (int_gpu_samples). #}
+   only (int_gpu_samples).
+   The hour is taken from ts after the group by, not aggregated in it: an aggregate fewer over the
+   day's 8.4 M samples at 1,000 GPUs, about a tenth of the model's time. #}
 {{ config(materialized='table') }}
 {% set energy_kwh %}
     case
@@ -27,7 +29,6 @@ gpu_times as (
         max(resource_id) as resource_id,
         max(host) as host,
         max(gpu_index) as gpu_index,
-        max(hour_start) as hour_start,
         max(telemetry_source) as telemetry_source,
         max(case when device_uuid = gpu_uuid then energy_mj end) as energy_mj,
         max(case when device_uuid = gpu_uuid then power_w end) as power_w,
@@ -56,7 +57,7 @@ select
     resource_id,
     host,
     gpu_index,
-    hour_start,
+    date_trunc('hour', ts) as hour_start,
     telemetry_source,
     util_gpu_pct,
     memory_fraction,
