@@ -284,12 +284,12 @@ class BusyCores:
             self.busy.append(busy)
 
     def _sample(self) -> None:
-        self._record()
         while not self._stop.wait(self.EVERY_S):
             self._record()
         self._record()
 
     def __enter__(self) -> BusyCores:
+        self._record()  # here, not on the thread: the span starts when the `with` does
         self._thread.start()
         return self
 
@@ -307,6 +307,10 @@ class BusyCores:
         if len(self.times) < 2 or start < self.times[0] or end > self.times[-1]:
             return None
         return self._busy_at(end) - self._busy_at(start)
+
+    def total(self) -> float | None:
+        """Busy CPU seconds of the machine over the whole sampled span."""
+        return self.busy[-1] - self.busy[0] if len(self.busy) >= 2 else None
 
 
 def load_average() -> str:

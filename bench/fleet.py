@@ -249,7 +249,7 @@ def one_fleet(work: Path, gpus: int, history: int, keep: bool) -> DayRun:
     steps = step_seconds(fleet, began, cores)
     # the child's start (Python, Dagster and the definitions imported), creating the runs, its exit
     outside = new_day.seconds - sum(seconds for _, seconds, _ in steps)
-    all_busy = cores.cpu_seconds(cores.times[0], cores.times[-1])
+    all_busy = cores.total()
     steps_busy = [c * seconds for _, seconds, c in steps if c is not None]
     if outside > 0 and all_busy is not None and len(steps_busy) == len(steps):
         steps.append(("(outside any step: start, imports, creating the runs)", outside,
