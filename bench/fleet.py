@@ -105,7 +105,7 @@ def run_stage(name: str, config: Path, day: str | None) -> int:
 
 def step_seconds(fleet: Fleet, since: float, cores: BusyCores) -> list[tuple[str, float, float | None]]:
     """Every step of the fleet's runs that started after `since`, slowest first: (step, seconds,
-    the machine's busy cores on average while it ran)."""
+    the machine's busy CPU seconds while it ran)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(fleet.dagster_home)
@@ -121,8 +121,7 @@ def step_seconds(fleet: Fleet, since: float, cores: BusyCores) -> list[tuple[str
                     step_busy = cores.cpu_seconds(s.start_time, s.end_time)
                     steps[key] = (seconds + s.end_time - s.start_time,
                                   None if busy is None or step_busy is None else busy + step_busy)
-    return sorted(((k, seconds, busy / seconds if busy is not None and seconds else None)
-                   for k, (seconds, busy) in steps.items()), key=lambda kv: -kv[1])
+    return sorted(((k, seconds, busy) for k, (seconds, busy) in steps.items()), key=lambda kv: -kv[1])
 
 
 def reference(fleet: Fleet, work: Path) -> tuple[float, int, list[tuple]]:
@@ -230,7 +229,7 @@ class DayRun:
     reference_s: float
     reference_rows: int
     raw_rows: int
-    steps: list[tuple[str, float, float | None]]  # (step, seconds, busy cores)
+    steps: list[tuple[str, float, float | None]]  # (step, seconds, busy CPU seconds)
     prices: list[tuple]
 
 
@@ -249,11 +248,9 @@ def one_fleet(work: Path, gpus: int, history: int, keep: bool) -> DayRun:
     steps = step_seconds(fleet, began, cores)
     # the child's start (Python, Dagster and the definitions imported), creating the runs, its exit
     outside = new_day.seconds - sum(seconds for _, seconds, _ in steps)
-    all_busy = cores.total()
-    steps_busy = [c * seconds for _, seconds, c in steps if c is not None]
-    if outside > 0 and all_busy is not None and len(steps_busy) == len(steps):
-        steps.append(("(outside any step: start, imports, creating the runs)", outside,
-                      (all_busy - sum(steps_busy)) / outside))
+    all_busy, steps_busy = cores.total(), [busy for _, _, busy in steps]
+    if outside > 0 and all_busy is not None and None not in steps_busy:
+        steps.append(("(outside any step: start, imports, creating the runs)", outside, all_busy - sum(steps_busy)))
         steps.sort(key=lambda step: -step[1])
     print(f"  new day: {new_day.seconds:.1f} s", flush=True)
     no_change = stage(work, fleet, "day", "--day", fleet.new_day.isoformat())
@@ -278,8 +275,8 @@ def report(runs: list[DayRun]) -> None:
     for r in runs:
         print(f"\nwhere the new day's time went ({r.gpus} GPUs, {r.history} days of history), by step, with the "
               f"machine's busy cores while it ran (of {os.cpu_count()}):")
-        print(table(["step", "s", "cores"], [[k, f"{v:.1f}", "n/a" if c is None else f"{c:.2f}"]
-                                             for k, v, c in r.steps[:10]]))
+        print(table(["step", "s", "cores"], [[k, f"{v:.1f}", "n/a" if busy is None or not v else f"{busy / v:.2f}"]
+                                             for k, v, busy in r.steps[:10]]))
     by_size = sorted({r.gpus: r for r in runs}.values(), key=lambda r: r.gpus)
     if len(by_size) >= 2:
         small, big = by_size[0], by_size[-1]
