@@ -3,8 +3,9 @@
 Two 8-GPU instances, each billed $56.00 for 10:00-11:00, so $7.00 a GPU-hour:
 
   p4d `a100-a` (gpuledger collector, a sample every 30 s)
-    GPU 0  MIG: 3g instance held by `chat`, 2g by `tune`, 1g empty, 1 slice not carved
-           -> chat 3/7 $3.00, tune 2/7 $2.00, idle 2/7 $2.00
+    GPU 0  MIG: 3g and 1g instances held by `chat` (one workload on two instances of a GPU), 2g
+           by `tune`, 1 slice not carved
+           -> chat 4/7 $4.00, tune 2/7 $2.00, idle 1/7 $1.00
     GPU 1  time-sliced: until 10:30 `chat` holds 30 GiB and `tune` 10 GiB, then `chat` alone
            -> chat 0.5 x 0.75 + 0.5 = 0.875 $6.125, tune 0.125 $0.875
     GPUs 2-7 no telemetry: $42.00 unmonitored
@@ -72,7 +73,7 @@ def write_nvml(root: Path) -> None:
         base = {"ts": t.isoformat() + "Z", "host": "a100-a", "resource_id": "i-0a100", "util_gpu_pct": 50,
                 "total_energy_mj": 10**9 + i * WATTS * 30 * 1000}
         lines.append(base | {"gpu_index": 0, "gpu_uuid": "GPU-a0", "mig_mode": True, "processes": []})
-        for uuid, slices, procs in (("MIG-a", 3, [chat()]), ("MIG-b", 2, [tune()]), ("MIG-c", 1, [])):
+        for uuid, slices, procs in (("MIG-a", 3, [chat()]), ("MIG-b", 2, [tune()]), ("MIG-c", 1, [chat()])):
             lines.append({"ts": base["ts"], "host": "a100-a", "gpu_index": 0, "gpu_uuid": uuid, "util_gpu_pct": 50,
                           "parent_gpu_uuid": "GPU-a0", "mig_slices": slices, "mig_total_slices": 7,
                           "processes": procs})
@@ -102,9 +103,9 @@ def write_dcgm(root: Path) -> None:
 
 
 # The day's raw rows: 605 collector samples (121 times x the MIG GPU, its three instances and GPU
-# 1), 424 processes (MIG-a's and MIG-b's at every time, GPU 1's two until 10:30 and one after) and
-# 183 dcgm-exporter rows (61 scrapes x the GPU and two instances).
-DAY_ROWS = 1212
+# 1), 545 processes (MIG-a's, MIG-b's and MIG-c's at every time, GPU 1's two until 10:30 and one
+# after) and 183 dcgm-exporter rows (61 scrapes x the GPU and two instances).
+DAY_ROWS = 1333
 # Three GPU slices put MIG-a and MIG-b in another bucket than their GPU-a0 (DuckDB's hash), so
 # their processes must be read with GPU-a0's slice: the same hand-worked answers must come out.
 GPU_SLICES = 3
@@ -142,8 +143,8 @@ def test_mig_instances_and_time_slices_split_the_gpu_hour(warehouse):
         from intermediate.int_gpu_hour_allocation
         where hour_start = '2026-11-02 10:00:00' and gpu_index < 2 order by all""")
     assert [(r[0], r[1], r[2], r[3], round(r[4], 6), round(r[5], 6)) for r in rows] == [
-        ("i-0a100", 0, "-", "idle", Decimal("2.000000"), Decimal("0.285714")),
-        ("i-0a100", 0, "chat", "inference", Decimal("3.000000"), Decimal("0.428571")),
+        ("i-0a100", 0, "-", "idle", Decimal("1.000000"), Decimal("0.142857")),
+        ("i-0a100", 0, "chat", "inference", Decimal("4.000000"), Decimal("0.571429")),
         ("i-0a100", 0, "tune", "training", Decimal("2.000000"), Decimal("0.285714")),
         ("i-0a100", 1, "chat", "inference", Decimal("6.125000"), Decimal("0.875000")),
         ("i-0a100", 1, "tune", "training", Decimal("0.875000"), Decimal("0.125000")),
@@ -159,7 +160,7 @@ def test_every_dollar_of_both_instances_is_allocated(warehouse):
         select resource_id, holder_kind, sum(effective_cost) from intermediate.int_gpu_hour_allocation
         where hour_start = '2026-11-02 10:00:00' group by all order by all""")
     assert rows == [
-        ("i-0a100", "idle", Decimal("2")), ("i-0a100", "inference", Decimal("9.125")),
+        ("i-0a100", "idle", Decimal("1")), ("i-0a100", "inference", Decimal("10.125")),
         ("i-0a100", "training", Decimal("2.875")), ("i-0a100", "unmonitored", Decimal("42")),
         ("i-0h100", "idle", Decimal("1.5")), ("i-0h100", "inference", Decimal("1.5")),
         ("i-0h100", "training", Decimal("4")), ("i-0h100", "unmonitored", Decimal("49")),
@@ -172,7 +173,7 @@ def test_energy_is_shared_like_the_gpu(warehouse):
         from intermediate.int_gpu_hour_allocation
         where hour_start = '2026-11-02 10:00:00' and holder_kind <> 'unmonitored' order by all""")
     assert [(r[0], r[1], r[2], float(r[3])) for r in rows] == [
-        ("i-0a100", 0, "-", 0.028571), ("i-0a100", 0, "chat", 0.042857), ("i-0a100", 0, "tune", 0.028571),
+        ("i-0a100", 0, "-", 0.014286), ("i-0a100", 0, "chat", 0.057143), ("i-0a100", 0, "tune", 0.028571),
         ("i-0a100", 1, "chat", 0.0875), ("i-0a100", 1, "tune", 0.0125),
         ("i-0h100", 0, "-", 0.021429), ("i-0h100", 0, "embed-k8s", 0.021429), ("i-0h100", 0, "train-k8s", 0.057143),
     ]
