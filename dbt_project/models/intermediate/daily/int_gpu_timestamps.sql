@@ -5,8 +5,13 @@
    counter, as with nvidia-smi, or a counter reset) power draw x time since the previous sample;
    nothing across a gap of over a minute (collector down: the energy is unknown). The build's days
    only (int_gpu_samples).
-   The hour is taken from ts after the group by, not aggregated in it: an aggregate fewer over the
-   day's 8.4 M samples at 1,000 GPUs, about a tenth of the model's time. #}
+   Only a GPU with several devices (MIG) or several telemetry sources has more than one sample row
+   at a time to combine. A GPU whose every row in the window is its own collector sample has one
+   per time (first_delivery keeps one per device and time), so its rows are final as they are: one
+   window over all rows gives each its previous sample and says whether its GPU is such a GPU, and
+   only the other GPUs' rows are grouped by time (and then find their previous time again). On a
+   1,000-GPU day: 8.5-9.4 s of CPU instead of 11.6-13.2 s, the same rows.
+   The hour is taken from ts at the end, not aggregated. #}
 {{ config(materialized='table') }}
 {% set energy_kwh %}
     case
@@ -22,7 +27,19 @@ with samples as (
     select * from {{ ref('int_gpu_samples') }} where {{ in_sample_window('ts') }}
 ),
 
-gpu_times as (
+sample_previous as (
+    select
+        samples.*,
+        lag(ts) over by_gpu as previous_ts,
+        lag(energy_mj) over by_gpu as previous_energy_mj,
+        bool_and(coalesce(telemetry_source = 'nvml' and device_uuid = gpu_uuid and weight = 1, false))
+            over whole_gpu as one_row_per_time
+    from samples
+    window by_gpu as (partition by gpu_uuid order by ts),
+           whole_gpu as (by_gpu rows between unbounded preceding and unbounded following)
+),
+
+combined as (
     select
         gpu_uuid,
         ts,
@@ -38,16 +55,25 @@ gpu_times as (
                 util_gpu_pct is not null then weight end), 0)
         ) as util_gpu_pct,
         max(cast(mem_used_bytes as double) / nullif(mem_total_bytes, 0)) as memory_fraction
-    from samples
+    from sample_previous
+    where not one_row_per_time
     group by gpu_uuid, ts
 ),
 
 with_previous as (
     select
-        gpu_times.*,
+        gpu_uuid, ts, resource_id, host, gpu_index, telemetry_source, energy_mj, power_w, util_gpu_pct,
+        cast(mem_used_bytes as double) / nullif(mem_total_bytes, 0) as memory_fraction,
+        previous_ts,
+        previous_energy_mj
+    from sample_previous
+    where one_row_per_time
+    union all
+    select
+        combined.*,
         lag(ts) over by_gpu as previous_ts,
         lag(energy_mj) over by_gpu as previous_energy_mj
-    from gpu_times
+    from combined
     window by_gpu as (partition by gpu_uuid order by ts)
 )
 
