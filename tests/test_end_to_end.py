@@ -211,8 +211,9 @@ def test_the_dbt_unit_tests_pass_here_and_the_pipelines_builds_leave_them_out(fl
     assert not [uid for uid in built if uid.startswith("unit_test.")]
     unit = dbt_test(fleet["warehouse"], tmp_path, "test_type:unit")
     assert unit.returncode == 0, unit.stdout
-    # the hand-costed CUR lines (stg_aws__cur) and a DCGM scrape delivered twice (stg_dcgm__samples)
-    assert "Done. PASS=2 WARN=0 ERROR=0 SKIP=0" in unit.stdout, unit.stdout
+    # the hand-costed CUR lines (stg_aws__cur), a DCGM scrape delivered twice (stg_dcgm__samples), and
+    # which GPUs' samples and which devices' holders are combined (int_gpu_timestamps, int_gpu_sample_holders)
+    assert "Done. PASS=4 WARN=0 ERROR=0 SKIP=0" in unit.stdout, unit.stdout
 
 
 def materialized(run: PipelineRun) -> set[str]:
