@@ -5,8 +5,8 @@
    Nearly every device has one holder at a sample, which holds all of it: a window over each
    device's samples in time order finds the holders that share a sample with another (their
    neighbours have the same ts), and only those are grouped by workload and shared out. Grouping
-   every holder (7 M rows, nearly all alone, on a 1,000-GPU day) took twice as long: 10.2 s of
-   CPU against 4.8 s, the same rows. #}
+   every holder (7 M rows, nearly all alone, on a 1,000-GPU day) took twice as long: 8.0-9.0 s
+   of CPU against 4.2-4.5 s, the same rows. #}
 {{ config(materialized='table') }}
 {% set holder_columns = ['telemetry_source', 'ts', 'host', 'gpu_index', 'gpu_uuid', 'device_uuid', 'process_name',
                          'container_id', 'pod_uid', 'pod', 'namespace', 'container', 'env',
