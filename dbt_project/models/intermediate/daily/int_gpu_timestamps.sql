@@ -24,7 +24,12 @@
 {% endset %}
 
 with samples as (
-    select * from {{ ref('int_gpu_samples') }} where {{ in_sample_window('ts') }}
+    select
+        gpu_uuid, ts, resource_id, host, gpu_index, telemetry_source, device_uuid, weight, util_gpu_pct,
+        energy_mj, power_w,
+        cast(mem_used_bytes as double) / nullif(mem_total_bytes, 0) as memory_fraction
+    from {{ ref('int_gpu_samples') }}
+    where {{ in_sample_window('ts') }}
 ),
 
 sample_previous as (
@@ -54,7 +59,7 @@ combined as (
             sum(case when weight > 0 then weight * util_gpu_pct end) / nullif(sum(case when weight > 0 and
                 util_gpu_pct is not null then weight end), 0)
         ) as util_gpu_pct,
-        max(cast(mem_used_bytes as double) / nullif(mem_total_bytes, 0)) as memory_fraction
+        max(memory_fraction) as memory_fraction
     from sample_previous
     where not one_row_per_time
     group by gpu_uuid, ts
@@ -63,7 +68,7 @@ combined as (
 with_previous as (
     select
         gpu_uuid, ts, resource_id, host, gpu_index, telemetry_source, energy_mj, power_w, util_gpu_pct,
-        cast(mem_used_bytes as double) / nullif(mem_total_bytes, 0) as memory_fraction,
+        memory_fraction,
         previous_ts,
         previous_energy_mj
     from sample_previous
