@@ -2,6 +2,7 @@
 and sensor of the definitions, runs a materialization, draws the asset graph in a browser without
 errors, and stops with all its processes on a SIGTERM to its process group."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,6 +69,17 @@ def processes() -> dict[int, tuple[int, int]]:
                 continue
             if state != "Z":
                 found[int(entry.name)] = (int(ppid), int(sid))
+    return found
+
+
+def command_lines(pids: set[int]) -> dict[int, str]:
+    """What each pid runs (read while it lives), for a failure message."""
+    found = {}
+    for pid in sorted(pids):
+        try:
+            found[pid] = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+        except OSError:
+            found[pid] = "(exited)"
     return found
 
 
@@ -291,4 +303,8 @@ def test_dagster_dev_serves_the_definitions_runs_and_stops(dagster_dev, tmp_path
     check_asset_graph_page(dagster_dev, tmp_path / "asset_graph.png")
     left = stop(dagster_dev)
     assert dagster_dev.proc.returncode is not None
-    assert not left, f"processes of dagster dev outlived it: {left}\n{dagster_dev.log_tail()}"
+    running = command_lines(left)
+    for pid in left:  # not left to load the machine for the tests after this one
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of dagster dev outlived it: {running}\n{dagster_dev.log_tail()}"
