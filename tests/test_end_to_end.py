@@ -149,8 +149,8 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
     """A late file for the second day rebuilds that day; the build's checks read the day it wrote
     and the charges it rebuilt, not all history (a unique test over a year of CUR lines grew every
     daily run). Rows planted where the build does not write, a duplicate ledger row on the first
-    day and a repeated charge id in a kept billing partition, pass its checks; `dbt test` reads
-    every row and finds both."""
+    day, a repeated charge id and a GPU instance type missing from the seed in a kept billing
+    partition, pass its checks; `dbt test` reads every row and finds all three."""
     instance, warehouse, before = fleet["instance"], fleet["warehouse"], _marts(fleet["warehouse"])
     with duckdb.connect(str(warehouse)) as con:
         # a copy of a first-day row's key with no money (a duplicate dollar would break the
@@ -165,6 +165,11 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
             """).fetchall()
         con.execute("update intermediate.int_billing_charges set charge_id = ?, charge_description = 'planted' "
                     "where charge_id = ?", [kept_id, moved_id])
+        (cpu_id, cpu_type), = con.execute("""
+            select min(charge_id), min_by(x_instance_type, charge_id) from intermediate.int_billing_charges
+            where charge_category = 'Usage' and not is_gpu_compute and x_ingested_at is not null""").fetchall()
+        con.execute("update intermediate.int_billing_charges set x_instance_type = 'p9.48xlarge' where charge_id = ?",
+                    [cpu_id])
         late = con.execute("delete from raw.ingested_files where source = 'nvml' and scope like '%T23.jsonl.gz' "
                            "and scope like '%20261101%' returning scope").fetchall()
     assert len(late) > 1
@@ -177,7 +182,11 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
     everything = dbt_test(warehouse, tmp_path, "int_billing_charges", "cost_ledger_hourly")
     failures = sorted(line.split("Failure in test ")[1].split(" ")[0] for line in everything.stdout.splitlines()
                       if "Failure in test " in line)
+    warnings = sorted(line.split("Warning in test ")[1].split(" ")[0] for line in everything.stdout.splitlines()
+                      if "Warning in test " in line)
     with duckdb.connect(str(warehouse)) as con:
+        con.execute("update intermediate.int_billing_charges set x_instance_type = ? where charge_id = ?",
+                    [cpu_type, cpu_id])
         con.execute("update intermediate.int_billing_charges set charge_id = ?, charge_description = ? "
                     "where charge_description = 'planted'", [moved_id, description])
         con.execute("delete from marts.cost_ledger_hourly where hour_start < timestamp '2026-11-01' "
@@ -186,6 +195,7 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
     assert failures == [
         "unique_combination_cost_ledger_hourly_hour_start__billing_period__provider__billing_account_id__currency__"
         "resource_id__team__model__workload__category", "unique_int_billing_charges_charge_id"], failures
+    assert warnings == ["unknown_gpu_instance_types"], everything.stdout
     assert _marts(warehouse) == before
 
 

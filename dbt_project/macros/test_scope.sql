@@ -9,7 +9,8 @@
    The keys such tests guard include the hour, or name the source file of one billing partition,
    or (request ids) are given one day by the model, so rows a build did not rewrite cannot break
    them. `dbt test` on its own reads every row. Any other `where` works as in dbt's own
-   get_where_subquery, which this overrides. #}
+   get_where_subquery, which this overrides. dbt wraps only a generic test's model in it: a
+   singular test opts in by reading `get_where_subquery(ref(...))` (tests/unknown_gpu_instance_types.sql). #}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where in ('__built_days__', '__built_partitions__') and flags.WHICH != 'build' -%}
