@@ -4,28 +4,74 @@
    one holds is idle (workload null). Energy and busy time follow the same shares.
    Products of quantities are taken in double and cast back before they are summed (money.sql):
    a product of two DECIMAL(38, 12) is 128-bit arithmetic, 3 s of a 1,000-GPU day's 8 s here.
-   A held row is a device's workload at a sample, not summed per GPU, sample and workload first:
-   only two MIG instances of one GPU holding the same workload made such a group of more than one
-   row, and everything after it sums (grouping 7 M rows of one took a fifth of the model's CPU on a
-   1,000-GPU day; the rows were the same). Such a pair's energy and busy products are then rounded
-   to 12 decimals each rather than once for their sum.
-   timestamps is read twice, from its table each time: DuckDB would otherwise copy it into memory
-   first (every sample of the days, 2.5 GB at 2,000 GPUs, which then spilled): 20.5 s -> 17.7 s
-   at 2,000 GPUs, 5.9 s -> 5.4 s at 1,000. Each sample's row carries its GPU's columns from the
-   join that finds it (held) or that it came from (idle), rather than every row joining the
-   timestamps again after the union: a fifth less CPU and 4.5 GB of memory instead of 5.7 GB on
-   a 1,000-GPU day, the same rows. #}
+   Two paths, one per kind of GPU (int_gpu_timestamps.one_row_per_time):
+   - a GPU whose only device is itself, seen by its own collector (nearly all of them): its
+     timestamps are its samples, of weight 1, so each meets its holders in one left join; a sample
+     no one holds is idle whole, one that a lone holder holds is not idle at all, and only the
+     samples several holders share (int_gpu_sample_holders.only_holder) are summed for what they leave;
+   - any other GPU (MIG, several telemetry sources): its samples meet their devices' holders, the
+     held rows are summed per sample, and each of its timestamps is idle for what they leave.
+   The second path was every GPU's: on a 1,000-GPU day (no MIG), summing 7 M held rows per sample
+   and joining them back to the timestamps twice took 6.2-6.5 s (12.0-12.8 s of CPU); the two
+   paths take 1.8-2.4 s (3.5-4.6 s), 2.5 s with 10 GPUs down the second path, 7.1 s with all
+   1,000, the same rows each time (except all both ways). The samples are read only when some GPU
+   takes the second path (then all of them: the GPU filter does not pass their de-duplication).
+   timestamps and holders are read from their tables each time: DuckDB would otherwise copy them
+   into memory first (every sample of the days, 2.5 GB at 2,000 GPUs, which then spilled). #}
 {{ config(gpu_sliced=true) }}  {# a build of a slice of the GPUs replaces their rows only #}
 with timestamps as not materialized (
     select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
 ),
 
-samples as (
-    select * from {{ ref('int_gpu_samples') }} where {{ in_day_window('hour_start') }}
+holders as not materialized (
+    select * from {{ ref('int_gpu_sample_holders') }} where {{ in_day_window('hour_start') }}
 ),
 
-holders as (
-    select * from {{ ref('int_gpu_sample_holders') }} where {{ in_day_window('hour_start') }}
+whole_gpu_samples as (
+    select
+        timestamps.resource_id,
+        timestamps.gpu_index,
+        timestamps.hour_start,
+        holders.workload,
+        timestamps.host,
+        timestamps.gpu_uuid,
+        coalesce({{ quantity('cast(holders.share as double)') }}, {{ quantity('1') }}) as held,
+        timestamps.energy_kwh,
+        timestamps.util_gpu_pct
+    from timestamps
+    left join holders on timestamps.gpu_uuid = holders.device_uuid and timestamps.ts = holders.ts
+    where timestamps.one_row_per_time
+),
+
+shared_samples_left as (
+    select
+        timestamps.resource_id,
+        timestamps.gpu_index,
+        timestamps.hour_start,
+        cast(null as varchar) as workload,
+        timestamps.host,
+        timestamps.gpu_uuid,
+        {{ quantity('greatest(1 - shared.held, 0)') }} as held,
+        timestamps.energy_kwh,
+        timestamps.util_gpu_pct
+    from (
+        select device_uuid, ts, sum({{ quantity('cast(share as double)') }}) as held
+        from holders
+        where not only_holder
+        group by device_uuid, ts
+    ) as shared
+    inner join timestamps on shared.device_uuid = timestamps.gpu_uuid and shared.ts = timestamps.ts
+    where timestamps.one_row_per_time
+),
+
+other_timestamps as not materialized (
+    select * from timestamps where not one_row_per_time
+),
+
+samples as (
+    select * from {{ ref('int_gpu_samples') }}
+    where {{ in_day_window('hour_start') }}
+        and gpu_uuid in (select gpu_uuid from other_timestamps)
 ),
 
 held as (
@@ -44,33 +90,41 @@ held_per_sample as (
     group by gpu_uuid, ts
 ),
 
-with_idle as (
+other_gpu_samples as (
     select
-        timestamps.resource_id,
-        timestamps.gpu_index,
-        timestamps.hour_start,
+        other_timestamps.resource_id,
+        other_timestamps.gpu_index,
+        other_timestamps.hour_start,
         held.workload,
-        timestamps.host,
-        timestamps.gpu_uuid,
+        other_timestamps.host,
+        other_timestamps.gpu_uuid,
         held.held,
-        timestamps.energy_kwh,
-        timestamps.util_gpu_pct
+        other_timestamps.energy_kwh,
+        other_timestamps.util_gpu_pct
     from held
-    inner join timestamps on held.gpu_uuid = timestamps.gpu_uuid and held.ts = timestamps.ts
+    inner join other_timestamps on held.gpu_uuid = other_timestamps.gpu_uuid and held.ts = other_timestamps.ts
     union all
     select
-        timestamps.resource_id,
-        timestamps.gpu_index,
-        timestamps.hour_start,
+        other_timestamps.resource_id,
+        other_timestamps.gpu_index,
+        other_timestamps.hour_start,
         cast(null as varchar) as workload,
-        timestamps.host,
-        timestamps.gpu_uuid,
+        other_timestamps.host,
+        other_timestamps.gpu_uuid,
         {{ quantity('greatest(1 - coalesce(held_per_sample.held, 0), 0)') }} as held,
-        timestamps.energy_kwh,
-        timestamps.util_gpu_pct
-    from timestamps
+        other_timestamps.energy_kwh,
+        other_timestamps.util_gpu_pct
+    from other_timestamps
     left join held_per_sample
-        on timestamps.gpu_uuid = held_per_sample.gpu_uuid and timestamps.ts = held_per_sample.ts
+        on other_timestamps.gpu_uuid = held_per_sample.gpu_uuid and other_timestamps.ts = held_per_sample.ts
+),
+
+with_idle as (
+    select * from whole_gpu_samples
+    union all
+    select * from shared_samples_left
+    union all
+    select * from other_gpu_samples
 )
 
 select

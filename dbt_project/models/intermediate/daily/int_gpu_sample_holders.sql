@@ -6,7 +6,8 @@
    device's samples in time order finds the holders that share a sample with another (their
    neighbours have the same ts), and only those are grouped by workload and shared out. Grouping
    every holder (7 M rows, nearly all alone, on a 1,000-GPU day) took twice as long: 8.0-9.0 s
-   of CPU against 4.2-4.5 s, the same rows. #}
+   of CPU against 4.2-4.5 s, the same rows. only_holder marks the lone ones (int_gpu_hour_occupancy
+   sums only the others' shares per sample). #}
 {{ config(materialized='table') }}
 {% set holder_columns = ['telemetry_source', 'ts', 'host', 'gpu_index', 'gpu_uuid', 'device_uuid', 'process_name',
                          'container_id', 'pod_uid', 'pod', 'namespace', 'container', 'env',
@@ -84,7 +85,8 @@ select
     date_trunc('hour', ts) as hour_start,
     device_uuid,
     workload,
-    {{ quantity('1') }} as share
+    {{ quantity('1') }} as share,
+    true as only_holder
 from flagged
 where not shares_the_sample
 union all
@@ -97,7 +99,8 @@ select
         when device_samples.memory_known = 1 and device_samples.used_gpu_memory_bytes > 0
             then cast(by_workload.used_gpu_memory_bytes as double) / device_samples.used_gpu_memory_bytes
         else 1.0 / device_samples.workloads
-    end''') }} as share
+    end''') }} as share,
+    false as only_holder
 from by_workload
 inner join device_samples
     on by_workload.ts = device_samples.ts and by_workload.device_uuid = device_samples.device_uuid
