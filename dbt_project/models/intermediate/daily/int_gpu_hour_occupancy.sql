@@ -19,6 +19,8 @@
    timestamps and holders are read from their tables each time: DuckDB would otherwise copy them
    into memory first (every sample of the days, 2.5 GB at 2,000 GPUs, which then spilled). #}
 {{ config(gpu_sliced=true) }}  {# a build of a slice of the GPUs replaces their rows only #}
+{# what each held or idle row carries from its sample's timestamp, ahead of its workload and held share #}
+{% set sample_columns = ['resource_id', 'gpu_index', 'hour_start', 'host', 'gpu_uuid', 'energy_kwh', 'util_gpu_pct'] %}
 with timestamps as not materialized (
     select * from {{ ref('int_gpu_timestamps') }} where {{ in_day_window('hour_start') }}
 ),
@@ -29,15 +31,9 @@ holders as not materialized (
 
 whole_gpu_samples as (
     select
-        timestamps.resource_id,
-        timestamps.gpu_index,
-        timestamps.hour_start,
+        {% for column in sample_columns %}timestamps.{{ column }}, {% endfor %}
         holders.workload,
-        timestamps.host,
-        timestamps.gpu_uuid,
-        coalesce({{ quantity('cast(holders.share as double)') }}, {{ quantity('1') }}) as held,
-        timestamps.energy_kwh,
-        timestamps.util_gpu_pct
+        coalesce({{ quantity('cast(holders.share as double)') }}, {{ quantity('1') }}) as held
     from timestamps
     left join holders on timestamps.gpu_uuid = holders.device_uuid and timestamps.ts = holders.ts
     where timestamps.one_row_per_time
@@ -45,15 +41,9 @@ whole_gpu_samples as (
 
 shared_samples_left as (
     select
-        timestamps.resource_id,
-        timestamps.gpu_index,
-        timestamps.hour_start,
+        {% for column in sample_columns %}timestamps.{{ column }}, {% endfor %}
         cast(null as varchar) as workload,
-        timestamps.host,
-        timestamps.gpu_uuid,
-        {{ quantity('greatest(1 - shared.held, 0)') }} as held,
-        timestamps.energy_kwh,
-        timestamps.util_gpu_pct
+        {{ quantity('greatest(1 - shared.held, 0)') }} as held
     from (
         select device_uuid, ts, sum({{ quantity('cast(share as double)') }}) as held
         from holders
@@ -92,28 +82,16 @@ held_per_sample as (
 
 other_gpu_samples as (
     select
-        other_timestamps.resource_id,
-        other_timestamps.gpu_index,
-        other_timestamps.hour_start,
+        {% for column in sample_columns %}other_timestamps.{{ column }}, {% endfor %}
         held.workload,
-        other_timestamps.host,
-        other_timestamps.gpu_uuid,
-        held.held,
-        other_timestamps.energy_kwh,
-        other_timestamps.util_gpu_pct
+        held.held
     from held
     inner join other_timestamps on held.gpu_uuid = other_timestamps.gpu_uuid and held.ts = other_timestamps.ts
     union all
     select
-        other_timestamps.resource_id,
-        other_timestamps.gpu_index,
-        other_timestamps.hour_start,
+        {% for column in sample_columns %}other_timestamps.{{ column }}, {% endfor %}
         cast(null as varchar) as workload,
-        other_timestamps.host,
-        other_timestamps.gpu_uuid,
-        {{ quantity('greatest(1 - coalesce(held_per_sample.held, 0), 0)') }} as held,
-        other_timestamps.energy_kwh,
-        other_timestamps.util_gpu_pct
+        {{ quantity('greatest(1 - coalesce(held_per_sample.held, 0), 0)') }} as held
     from other_timestamps
     left join held_per_sample
         on other_timestamps.gpu_uuid = held_per_sample.gpu_uuid and other_timestamps.ts = held_per_sample.ts
