@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ingest.day_windows import Chunk, day_chunks, days_to_rebuild, new_rows, reloaded_days
 from ingest.load import ensure_aws_cur_view
@@ -56,7 +56,7 @@ class GpuledgerTranslator(DagsterDbtTranslator):
         return ["team:platform"]
 
     def get_asset_check_spec(self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str,
-                             project: Any) -> dg.AssetCheckSpec | None:
+                             project: DbtProject | None) -> dg.AssetCheckSpec | None:
         # Not blocking: a test failing at error severity fails `dbt build`, so its step, and Dagster
         # runs no step after it anyway. Blocking, each such check of a model that a Python asset
         # reads logged a warning in every run whose build had nothing to rebuild (no result emitted).
