@@ -185,10 +185,7 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
     assert failed_checks(late_day) == []
 
     everything = dbt_test(warehouse, tmp_path, "int_billing_charges", "cost_ledger_hourly")
-    failures = sorted(line.split("Failure in test ")[1].split(" ")[0] for line in everything.stdout.splitlines()
-                      if "Failure in test " in line)
-    warnings = sorted(line.split("Warning in test ")[1].split(" ")[0] for line in everything.stdout.splitlines()
-                      if "Warning in test " in line)
+    failures, warned = tests_reported(everything.stdout, "Failure"), tests_reported(everything.stdout, "Warning")
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update intermediate.int_billing_charges set x_instance_type = ? where charge_id = ?",
                     [cpu_type, cpu_id])
@@ -200,7 +197,7 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
     assert failures == [
         "unique_combination_cost_ledger_hourly_hour_start__billing_period__provider__billing_account_id__currency__"
         "resource_id__team__model__workload__category", "unique_int_billing_charges_charge_id"], failures
-    assert warnings == ["unknown_gpu_instance_types"], everything.stdout
+    assert warned == ["unknown_gpu_instance_types"], everything.stdout
     assert _marts(warehouse) == before
 
 
@@ -216,6 +213,12 @@ def dbt_test(warehouse: Path, tmp_path: Path, *select: str) -> subprocess.Comple
         cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("GPULEDGER_DAY_")},
              WAREHOUSE_ENV_VAR: str(warehouse), "DO_NOT_TRACK": "1"})
+
+
+def tests_reported(dbt_output: str, kind: str) -> list[str]:
+    """The tests dbt's summary names after "<kind> in test " (Failure or Warning), sorted."""
+    marker = f"{kind} in test "
+    return sorted(line.split(marker)[1].split(" ")[0] for line in dbt_output.splitlines() if marker in line)
 
 
 def test_the_dbt_unit_tests_pass_here_and_the_pipelines_builds_leave_them_out(fleet, tmp_path):
