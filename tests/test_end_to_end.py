@@ -185,7 +185,7 @@ def test_a_builds_checks_read_what_it_wrote_and_dbt_test_reads_everything(fleet,
     assert failed_checks(late_day) == []
 
     everything = dbt_test(warehouse, tmp_path, "int_billing_charges", "cost_ledger_hourly")
-    failures, warned = tests_reported(everything.stdout, "Failure"), tests_reported(everything.stdout, "Warning")
+    failures, warned = reported_tests(everything.stdout, "Failure"), reported_tests(everything.stdout, "Warning")
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update intermediate.int_billing_charges set x_instance_type = ? where charge_id = ?",
                     [cpu_type, cpu_id])
@@ -215,7 +215,7 @@ def dbt_test(warehouse: Path, tmp_path: Path, *select: str) -> subprocess.Comple
              WAREHOUSE_ENV_VAR: str(warehouse), "DO_NOT_TRACK": "1"})
 
 
-def tests_reported(dbt_output: str, kind: str) -> list[str]:
+def reported_tests(dbt_output: str, kind: str) -> list[str]:
     """The tests dbt's summary names after "<kind> in test " (Failure or Warning), sorted."""
     marker = f"{kind} in test "
     return sorted(line.split(marker)[1].split(" ")[0] for line in dbt_output.splitlines() if marker in line)
