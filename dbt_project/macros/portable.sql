@@ -107,3 +107,13 @@
 {% macro default__hash_bucket(column, buckets) -%}
     hash({{ column }}) % {{ buckets }}
 {%- endmacro %}
+
+{# One integer for a key of several columns, the same for the same values (nulls included); two
+   keys may share it. #}
+{% macro key_hash(columns) -%}
+    {{ return(adapter.dispatch('key_hash', 'gpuledger')(columns)) }}
+{%- endmacro %}
+
+{% macro default__key_hash(columns) -%}
+    hash({{ columns | join(', ') }})
+{%- endmacro %}
