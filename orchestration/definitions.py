@@ -8,6 +8,7 @@ import dagster as dg
 
 from orchestration.alerts import notify_spend_anomalies, post_failed_runs, spend_anomaly_alerts
 from orchestration.assets import anomalies, billing, config_tables, dbt, publish, reference, report, serving, telemetry
+from orchestration.console import console
 from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
 from orchestration.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import DbtResource, GpuledgerResource, SlackResource
@@ -30,6 +31,7 @@ defs = dg.Definitions(
         "dbt": DbtResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "slack": SlackResource(),
     },
+    loggers={"console": console},
 )
 
 # A run's process keeps these definitions, and the modules of Dagster, dbt and DuckDB, to its end.

@@ -4,6 +4,7 @@ generator's ground truth (computed from its plan, never by running the pipeline)
 import json
 import logging
 import os
+import re
 import subprocess
 import warnings
 import xml.etree.ElementTree as ET
@@ -19,7 +20,7 @@ from ingest.config import load_config
 from ingest.day_windows import REQUEST_TABLES, TELEMETRY_TABLES, union_of
 from ingest.demo_fleet import generate, hold_back_day
 from ingest.demo_fleet.serving import COMPLETION_CANARY, PROMPT_CANARY
-from orchestration.assets.dbt import REBUILD_TAG, WAREHOUSE_ENV_VAR
+from orchestration.assets.dbt import REBUILD_TAG, WAREHOUSE_ENV_VAR, daily_models, gpuledger_models
 from orchestration.definitions import defs
 from orchestration.jobs import billing_period_job, gpuledger_job, telemetry_and_serving_job
 from orchestration.partitions import day_range_tags
@@ -73,7 +74,7 @@ def test_a_new_day_rebuilds_only_that_days_gpu_hours_and_ledger(fleet):
     assert days == [(date(2026, 10, 31), 31), (date(2026, 11, 1), 31)]
 
 
-def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet, caplog):
+def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet, caplog, capsys):
     """The fixed cost of a run: the day's files are listed again, and neither the days nor the
     ledger are rebuilt. Runs before the tests below that reload files into the warehouse."""
     instance = fleet["instance"]
@@ -85,6 +86,15 @@ def test_a_run_with_nothing_new_rebuilds_nothing_unless_asked(fleet, caplog):
     # a quiet run says nothing alarming: no "blocking asset check emitted no result" for each
     # dbt test of a model that a Python asset reads
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # nor a line naming every dbt test that did not run (4,000 characters): the console names three
+    # of each asset's and counts the others
+    console = capsys.readouterr().err
+    assert max(len(line) for line in console.splitlines()) < 600
+    unyielded = re.findall(
+        r"op '(\w+)' did not yield or return expected outputs \{'\w+', '\w+', '\w+', \.\.\. (\d+) more\}", console)
+    assert sorted((op, int(more) + 3) for op, more in unyielded) == [
+        ("daily_models", len(list(daily_models.check_specs))),
+        ("gpuledger_models", len(list(gpuledger_models.check_specs)))]
     logs = run_messages(instance, again.results)
     assert any(m.startswith("daily models: no telemetry or request ingested since ") and m.endswith(
         "and nothing changed: no day rebuilt") for m in logs)
